@@ -1,0 +1,5 @@
+"""Collisionless-Boltzmann potential solvers (vanilla, selection-function, conditional) for Deep Potential."""
+
+import importlib.metadata
+
+__version__ = importlib.metadata.version("dp-cbe")
