@@ -2,4 +2,15 @@
 
 import importlib.metadata
 
+from ._config import FlowConfig as FlowConfig
+from ._fields import ResNetField as ResNetField
+from ._flow import Flow as Flow
+from ._flow import grad_log_prob as grad_log_prob
+from ._flow import log_prob as log_prob
+from ._flow import sample as sample
+from ._io import load_flow as load_flow
+from ._io import read_catalog_arrays as read_catalog_arrays
+from ._io import save_flow as save_flow
+from ._train import fit_flow as fit_flow
+
 __version__ = importlib.metadata.version("dp-flows")

@@ -1,0 +1,121 @@
+"""Hyperparameters of a flow and of its training (`FlowConfig`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+@dataclasses.dataclass(frozen=True)
+class FlowConfig:
+    """Network, training and ODE-solver settings of a continuous normalizing flow.
+
+    Attributes:
+        width: hidden width of the ResNet vector field.
+        depth: number of residual blocks ``h + Linear(SiLU(Linear(h)))``.
+        time_embedding_dim: length of the sinusoidal time embedding (even).
+        sh_lmax: degree of spherical-harmonic features of the position (0 = none; 3-D only).
+        batch_size: training batch size (a multiple of ``ot_block`` when OT is on, and of the
+            number of devices).
+        n_epochs: passes over the training split.
+        learning_rate: peak AdamW learning rate (cosine decay to ``lr_final_fraction`` of it).
+        lr_final_fraction: final learning rate as a fraction of the peak.
+        warmup_steps: linear warm-up steps.
+        weight_decay: AdamW decoupled weight decay.
+        grad_clip: global gradient-norm clip (0 = none).
+        val_fraction: fraction of the stars held out for validation / model selection.
+        ot: minibatch optimal-transport pairing; ``None`` = on for unconditional flows, off
+            for conditional ones (OT biases conditional flows).
+        ot_block: OT block size (stars per exact assignment).
+        ot_epochs: epochs of pairings precomputed with dp-ot before they are reshuffled.
+        weight_clip: per-star weights are clipped at this value before normalisation.
+        rtol, atol: adaptive Tsit5 tolerances used by ``log_prob``/``sample``.
+        max_steps: step limit of one ODE solve (exceeding it is an error).
+        fixed_steps: if > 0, use a fixed-step Tsit5 solve with this many steps instead.
+        eval_every: validate every this many epochs.
+        checkpoint_every: write a resumable checkpoint every this many epochs.
+        dtype: ``"float32"`` (fast) or ``"float64"`` parameters and training arithmetic.
+    """
+
+    width: int = 128
+    depth: int = 4
+    time_embedding_dim: int = 32
+    sh_lmax: int = 0
+    batch_size: int = 4096
+    n_epochs: int = 64
+    learning_rate: float = 2e-3
+    lr_final_fraction: float = 0.0
+    warmup_steps: int = 100
+    weight_decay: float = 1e-4
+    grad_clip: float = 1.0
+    val_fraction: float = 0.25
+    ot: bool | None = None
+    ot_block: int = 256
+    ot_epochs: int = 512
+    weight_clip: float = 100.0
+    rtol: float = 1e-4
+    atol: float = 1e-5
+    max_steps: int = 4096
+    fixed_steps: int = 0
+    eval_every: int = 1
+    checkpoint_every: int = 5
+    dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        positive = ("width", "depth", "batch_size", "n_epochs", "ot_block", "ot_epochs")
+        for name in (*positive, "max_steps", "eval_every", "checkpoint_every"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"FlowConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.time_embedding_dim < 2 or self.time_embedding_dim % 2:
+            raise ValueError(
+                f"FlowConfig.time_embedding_dim must be even and >= 2, got {self.time_embedding_dim}"
+            )
+        for name in ("sh_lmax", "fixed_steps", "warmup_steps", "weight_decay", "grad_clip"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"FlowConfig.{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("learning_rate", "rtol", "atol", "weight_clip"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"FlowConfig.{name} must be finite and > 0, got {value}")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ValueError(f"FlowConfig.val_fraction must be in (0, 1), got {self.val_fraction}")
+        if not 0.0 <= self.lr_final_fraction <= 1.0:
+            raise ValueError(
+                f"FlowConfig.lr_final_fraction must be in [0, 1], got {self.lr_final_fraction}"
+            )
+        if self.dtype not in ("float32", "float64"):
+            raise ValueError(f"FlowConfig.dtype must be 'float32' or 'float64', got {self.dtype!r}")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FlowConfig:
+        """Build from a dict; raises ``ValueError`` naming any unknown key or bad value."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown FlowConfig key(s): {', '.join(unknown)}")
+        return cls(**d)
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> FlowConfig:
+        """Read a TOML file (top level, or a ``[flow]`` table) into a config."""
+        with open(path, "rb") as fh:
+            d = tomllib.load(fh)
+        if set(d) == {"flow"} and isinstance(d["flow"], dict):
+            d = d["flow"]
+        return cls.from_dict(d)
+
+    def to_dict(self) -> dict[str, Any]:
+        """All fields as a JSON-serialisable dict."""
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> FlowConfig:
+        """A copy with ``changes`` applied (validated)."""
+        return dataclasses.replace(self, **changes)

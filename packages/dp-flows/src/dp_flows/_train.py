@@ -1,0 +1,257 @@
+"""Conditional flow matching: `fit_flow` with weights, minibatch OT, sharding and resume."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jaxtyping import Array, ArrayLike, Float
+from tqdm.auto import tqdm
+
+from . import _checkpoint, _pairing
+from ._config import FlowConfig
+from ._fields import ResNetField
+from ._flow import Flow
+
+
+def cfm_loss(field: ResNetField, z0: Array, z1: Array, c: Array | None, w: Array, t: Array):
+    """Weighted conditional-flow-matching loss mean_i w_i ‖u(t_i, z_t) − (z1 − z0)‖²."""
+    zt = (1.0 - t)[:, None] * z0 + t[:, None] * z1
+    u = field.batched(t, zt, c)
+    return jnp.mean(w * jnp.sum((u - (z1 - z0)) ** 2, axis=-1))
+
+
+def make_optimizer(config: FlowConfig, total_steps: int) -> optax.GradientTransformation:
+    """AdamW with linear warm-up and cosine decay (to ``lr_final_fraction`` of the peak)."""
+    warmup = min(config.warmup_steps, max(total_steps - 1, 0))
+    schedule = optax.warmup_cosine_decay_schedule(
+        0.0 if warmup else config.learning_rate,
+        config.learning_rate,
+        warmup,
+        max(total_steps, warmup + 1),
+        end_value=config.learning_rate * config.lr_final_fraction,
+    )
+    adamw = optax.adamw(schedule, weight_decay=config.weight_decay)
+    if config.grad_clip > 0:
+        return optax.chain(optax.clip_by_global_norm(config.grad_clip), adamw)
+    return adamw
+
+
+def make_step(optimizer: optax.GradientTransformation):
+    """One jitted training step ``(field, opt_state, z0, z1, c, w, t) → (field, state, loss)``."""
+
+    @eqx.filter_jit
+    def step(field, opt_state, z0, z1, c, w, t):
+        loss, grads = eqx.filter_value_and_grad(cfm_loss)(field, z0, z1, c, w, t)
+        updates, opt_state = optimizer.update(grads, opt_state, eqx.filter(field, eqx.is_array))
+        return eqx.apply_updates(field, updates), opt_state, loss
+
+    return step
+
+
+_eval_loss = eqx.filter_jit(cfm_loss)
+
+
+def _standardise(a: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mean = np.average(a, axis=0, weights=w)
+    std = np.sqrt(np.average((a - mean) ** 2, axis=0, weights=w))
+    return mean, np.where(std > 0, std, 1.0)
+
+
+def _validate_inputs(data, condition, weights):
+    data = np.asarray(data, dtype=np.float64)
+    if data.ndim != 2:
+        raise ValueError(f"data must have shape (N, d), got {data.shape}")
+    bad = ~np.isfinite(data).all(axis=1)
+    if bad.any():
+        raise ValueError(f"data has {int(bad.sum())} rows with NaN/inf values")
+    if condition is not None:
+        condition = np.asarray(condition, dtype=np.float64)
+        if condition.ndim != 2 or len(condition) != len(data):
+            raise ValueError(f"condition must have shape ({len(data)}, c), got {condition.shape}")
+        bad = ~np.isfinite(condition).all(axis=1)
+        if bad.any():
+            raise ValueError(f"condition has {int(bad.sum())} rows with NaN/inf values")
+    if weights is not None:
+        weights = np.asarray(weights, dtype=np.float64)
+        if weights.shape != (len(data),):
+            raise ValueError(f"weights must have shape ({len(data)},), got {weights.shape}")
+        bad = ~np.isfinite(weights) | (weights < 0)
+        if bad.any():
+            raise ValueError(f"weights has {int(bad.sum())} negative or non-finite entries")
+        if not weights.any():
+            raise ValueError("weights are all zero")
+    return data, condition, weights
+
+
+def fit_flow(
+    data: Float[ArrayLike, "N d"],
+    *,
+    condition: Float[ArrayLike, "N c"] | None = None,
+    weights: Float[ArrayLike, " N"] | None = None,
+    config: FlowConfig | None = None,
+    seed: int = 0,
+    out_dir: str | Path | None = None,
+    progress: bool = True,
+    devices: list | None = None,
+) -> Flow:
+    """Train a (conditional) flow by flow matching; returns the best-validation flow.
+
+    Args:
+        data: (N, d) samples of the modelled variable (e.g. v in km/s, or x in kpc).
+        condition: (N, c) conditioning variable (e.g. x in kpc) for p(data | condition).
+        weights: (N,) per-sample weights (e.g. 1/S), clipped at ``config.weight_clip``.
+        config: hyperparameters (`FlowConfig`); defaults if None.
+        seed: the one integer all randomness derives from.
+        out_dir: if given, the flow is saved there and training checkpoints to
+            ``out_dir/checkpoint`` and resumes from it (the same run continues identically).
+        progress: show a progress bar with the losses.
+        devices: devices to shard the batch over (default: all of ``jax.devices()``).
+
+    Example:
+        >>> flow = fit_flow(v, condition=x, config=FlowConfig(n_epochs=32), seed=1)
+    """
+    config = config or FlowConfig()
+    data, condition, weights = _validate_inputs(data, condition, weights)
+    n, d = data.shape
+    w = np.ones(n) if weights is None else np.minimum(weights, config.weight_clip)
+    use_ot = (condition is None) if config.ot is None else config.ot
+    devices = list(devices or jax.devices())
+    quantum = math.lcm(len(devices), config.ot_block if use_ot else 1)
+
+    rng = np.random.default_rng([int(seed), 0xF10])
+    perm = rng.permutation(n)
+    n_val = max(1, round(config.val_fraction * n))
+    val_idx, train_idx = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+    batch = min(config.batch_size, len(train_idx)) // quantum * quantum
+    if batch < 1:
+        raise ValueError(f"too few training samples ({len(train_idx)}) for batches of {quantum}")
+    steps_per_epoch = len(train_idx) // batch
+    total = steps_per_epoch * config.n_epochs
+
+    x_mean, x_std = _standardise(data, w)
+    z = (data - x_mean) / x_std
+    c_mean = c_std = cz = None
+    if condition is not None:
+        c_mean, c_std = _standardise(condition, w)
+        cz = (condition - c_mean) / c_std
+    w = w / np.mean(w[train_idx])
+
+    dt = np.dtype(config.dtype)
+    field = ResNetField(
+        d,
+        0 if condition is None else condition.shape[1],
+        width=config.width,
+        depth=config.depth,
+        time_embedding_dim=config.time_embedding_dim,
+        sh_lmax=config.sh_lmax,
+        dtype=config.dtype,
+        key=jax.random.key(seed),
+    )
+    optimizer = make_optimizer(config, total)
+    opt_state = optimizer.init(eqx.filter(field, eqx.is_array))
+    state = _checkpoint.TrainState(field, opt_state, field)
+    meta = {"config": config.to_dict(), "seed": int(seed), "n": n, "d": d, "batch": batch}
+    ckpt_dir = None if out_dir is None else Path(out_dir) / "checkpoint"
+    start_epoch, best_val, history = 0, math.inf, []
+    if ckpt_dir is not None and _checkpoint.exists(ckpt_dir):
+        state, start_epoch, best_val, history = _checkpoint.load(ckpt_dir, state, meta)
+
+    mesh = Mesh(np.asarray(devices), ("batch",))
+    shard = NamedSharding(mesh, PartitionSpec("batch"))
+    state = jax.device_put(state, NamedSharding(mesh, PartitionSpec()))
+    step = make_step(optimizer)
+
+    def put(*arrays):
+        return [None if a is None else jax.device_put(a.astype(dt), shard) for a in arrays]
+
+    # Fixed validation pairs (OT-paired the same way as training).
+    vrng = np.random.default_rng([int(seed), 0xA1])
+    zv, cv, wv = z[val_idx], None if cz is None else cz[val_idx], w[val_idx]
+    z0v = vrng.standard_normal(zv.shape)
+    tv = np.sqrt(vrng.uniform(size=len(zv)))
+    if use_ot:
+        for lo in range(0, len(zv) - config.ot_block + 1, config.ot_block):
+            sl = slice(lo, lo + config.ot_block)
+            p = _pairing.ot_permutation(z0v[sl], zv[sl])
+            zv[sl], wv[sl] = zv[sl][p], wv[sl][p]
+            if cv is not None:
+                cv[sl] = cv[sl][p]
+    val_data = put(z0v, zv, cv, wv, tv)
+
+    source = None
+    if use_ot and _pairing.has_dp_ot():
+        pair_path = (Path(out_dir) if out_dir else Path.cwd()) / "pairings.h5"
+        source = _pairing.DpOtSource(
+            z[train_idx], pair_path, seed=seed, n_epochs=config.ot_epochs, block=config.ot_block
+        )
+
+    bar = tqdm(
+        range(start_epoch, config.n_epochs),
+        disable=not progress,
+        desc="fit_flow",
+        initial=start_epoch,
+        total=config.n_epochs,
+    )
+    zt, ct, wt = z[train_idx], None if cz is None else cz[train_idx], w[train_idx]
+    field, opt_state, best = state.field, state.opt_state, state.best
+    for epoch in bar:
+        erng = _pairing.epoch_rng(seed, epoch)
+        if source is not None:
+            batches = source.batches(epoch, batch, erng)
+        elif use_ot:
+            batches = _pairing.ot_batches(erng, zt, batch, config.ot_block)
+        else:
+            batches = _pairing.independent_batches(erng, len(zt), batch, d)
+        losses = []
+        for rows, z0 in batches:
+            t = np.sqrt(erng.uniform(size=batch))
+            args = put(z0, zt[rows], None if ct is None else ct[rows], wt[rows], t)
+            field, opt_state, loss = step(field, opt_state, *args)
+            losses.append(loss)
+        train_loss = float(jnp.mean(jnp.stack(losses)))
+        if not math.isfinite(train_loss):
+            raise FloatingPointError(
+                f"non-finite training loss in epoch {epoch}; lower learning_rate, raise "
+                "grad clipping, or check data/weights (the last checkpoint is kept)"
+            )
+        record = {"epoch": epoch, "train_loss": train_loss}
+        if (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.n_epochs:
+            val_loss = float(_eval_loss(field, *val_data))
+            record["val_loss"] = val_loss
+            if val_loss < best_val:
+                best_val, best = val_loss, field
+        history.append(record)
+        bar.set_postfix(
+            train=f"{train_loss:.4f}",
+            val=f"{record.get('val_loss', math.nan):.4f}",
+            best=f"{best_val:.4f}",
+        )
+        done = epoch + 1 == config.n_epochs
+        if ckpt_dir is not None and ((epoch + 1) % config.checkpoint_every == 0 or done):
+            state = _checkpoint.TrainState(field, opt_state, best)
+            _checkpoint.save(ckpt_dir, state, epoch + 1, best_val, history, meta)
+
+    flow = Flow(
+        field=jax.device_get(best),
+        x_mean=jnp.asarray(x_mean, dt),
+        x_std=jnp.asarray(x_std, dt),
+        c_mean=None if c_mean is None else jnp.asarray(c_mean, dt),
+        c_std=None if c_std is None else jnp.asarray(c_std, dt),
+        rtol=config.rtol,
+        atol=config.atol,
+        max_steps=config.max_steps,
+        fixed_steps=config.fixed_steps,
+    )
+    if out_dir is not None:
+        from ._io import save_flow, write_json
+
+        save_flow(flow, out_dir)
+        write_json(Path(out_dir) / "history.json", {"history": history, "best_val": best_val})
+    return flow
