@@ -2,4 +2,12 @@
 
 import importlib.metadata
 
+from ._config import ConfigError as ConfigError
+from ._config import PipelineConfig as PipelineConfig
+from ._config import config_from_dict as config_from_dict
+from ._config import load_config as load_config
+from ._runner import RunResult as RunResult
+from ._runner import run_pipeline as run_pipeline
+from ._stages import STAGES as STAGES
+
 __version__ = importlib.metadata.version("deep-potential")

@@ -1,0 +1,209 @@
+"""The report's PNG figures (object-oriented matplotlib, no global pyplot state)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+COLORS = {"vanilla": "tab:red", "selection": "tab:orange", "conditional": "tab:blue"}
+LABELS = {
+    "dlnrho": r"$\Delta \ln \rho$",
+    "acc_rel_err": r"$|\Delta a| / |a|$",
+    "dln_n": r"$\Delta \ln n$ (const. removed)",
+    "dln_s": r"$\Delta \ln S$ (const. removed)",
+    "dlnp": r"$\Delta \ln p(v|x)$",
+    "grad_v_rel_err": r"$|\Delta \nabla_v \ln p| / |\nabla_v \ln p|$",
+    "grad_x_rel_err": r"$|\Delta \nabla_x \ln f| / |\nabla_x \ln f|$",
+}
+
+
+def _band(ax: Any, bins: Sequence[Mapping[str, Any]], color: str, label: str, log_x: bool) -> None:
+    lo = np.array([b["lo"] for b in bins])
+    hi = np.array([b["hi"] for b in bins])
+    mid = np.sqrt(lo * hi) if log_x else 0.5 * (lo + hi)
+    med = np.array([b["median"] for b in bins])
+    ax.fill_between(
+        mid, [b["p16"] for b in bins], [b["p84"] for b in bins], color=color, alpha=0.25, lw=0
+    )
+    ax.plot(mid, med, "o-", color=color, label=label, ms=3)
+    if log_x:
+        ax.set_xscale("log")
+
+
+def _ref_lines(ax: Any, signed: bool) -> None:
+    if signed:
+        ax.axhline(0, color="k", lw=0.8)
+        for y in (-0.1, 0.1):
+            ax.axhline(y, color="k", lw=0.6, ls=":")
+    else:
+        ax.axhline(0.1, color="k", lw=0.6, ls=":")
+
+
+def save(fig: Figure, path: Path) -> Path:
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    return path
+
+
+def fig_residuals(
+    metrics: Mapping[str, Any], methods: Sequence[str], path: Path, s_cut: float
+) -> Path:
+    """Fig. 2: Δln ρ vs r and vs S_true (median, 16/84 % band), per method; then Δln n / Δln S
+    and the acceleration error vs r."""
+    nm = len(methods)
+    fig = Figure(figsize=(4.0 * nm, 11.0))
+    axes = fig.subplots(4, nm, squeeze=False, sharey="row")
+    for j, m in enumerate(methods):
+        mm = metrics["methods"][m]
+        c = COLORS[m]
+        ax = axes[0, j]
+        _band(ax, mm["dlnrho"]["by_r"], c, m, False)
+        ax.set(title=m, xlabel="r [kpc]", ylabel=LABELS["dlnrho"] + f" (S>{s_cut:g})")
+        _ref_lines(ax, True)
+        ax = axes[1, j]
+        _band(ax, mm["dlnrho"]["by_s"], c, m, True)
+        ax.set(xlabel=r"$S_\mathrm{true}$", ylabel=LABELS["dlnrho"])
+        _ref_lines(ax, True)
+        ax = axes[2, j]
+        key = "dln_n" if "dln_n" in mm else "dln_s" if "dln_s" in mm else None
+        if key:
+            _band(ax, mm[key]["by_r"], c, key, False)
+            ax.set(xlabel="r [kpc]", ylabel=LABELS[key])
+            _ref_lines(ax, True)
+        else:
+            ax.text(
+                0.5,
+                0.5,
+                "no n or S network\n(vanilla: S given)",
+                ha="center",
+                va="center",
+                transform=ax.transAxes,
+            )
+            ax.set(xlabel="r [kpc]")
+        ax = axes[3, j]
+        _band(ax, mm["acc_rel_err"]["by_r"], c, m, False)
+        ax.set(xlabel="r [kpc]", ylabel=LABELS["acc_rel_err"], yscale="log")
+        _ref_lines(ax, False)
+    for ax in axes[0]:
+        ax.set_ylim(-1, 1)
+    fig.suptitle("Fig. 2 - recovered density, tracer density / selection, acceleration")
+    return save(fig, path)
+
+
+def fig_planes(maps: Mapping[str, np.ndarray], extent: float, path: Path, title: str) -> Path:
+    """Fig. 3 (and Fig. 1's maps): images in the z = 0 plane, one panel per map (NaN outside)."""
+    names = list(maps)
+    ncol = min(3, len(names))
+    nrow = -(-len(names) // ncol)
+    fig = Figure(figsize=(4.2 * ncol, 3.6 * nrow))
+    axes = np.atleast_1d(fig.subplots(nrow, ncol, squeeze=False)).ravel()
+    for ax, name in zip(axes, names, strict=False):
+        img = maps[name]
+        diff = name.startswith("Δ")
+        finite = img[np.isfinite(img)]
+        if diff:
+            lim = float(np.nanpercentile(np.abs(finite), 98)) if finite.size else 1.0
+            kw = {"cmap": "RdBu_r", "vmin": -max(lim, 0.05), "vmax": max(lim, 0.05)}
+        else:
+            kw = {"cmap": "viridis"}
+            if finite.size:
+                kw |= {
+                    "vmin": float(np.percentile(finite, 1)),
+                    "vmax": float(np.percentile(finite, 99)),
+                }
+        im = ax.imshow(img, origin="lower", extent=(-extent, extent, -extent, extent), **kw)
+        fig.colorbar(im, ax=ax, shrink=0.85)
+        ax.set(title=name, xlabel="x [kpc]", ylabel="y [kpc]")
+    for ax in axes[len(names) :]:
+        ax.set_axis_off()
+    fig.suptitle(title)
+    return save(fig, path)
+
+
+def fig_mock(
+    maps: Mapping[str, np.ndarray], extent: float, stars_x: np.ndarray, path: Path
+) -> Path:
+    """Fig. 1: the mock - z = 0 maps of S_true and extinction, and the observed stars."""
+    fig = Figure(figsize=(13, 3.8))
+    axes = fig.subplots(1, len(maps) + 1, squeeze=False)[0]
+    for ax, (name, img) in zip(axes, maps.items(), strict=False):
+        im = ax.imshow(
+            img,
+            origin="lower",
+            extent=(-extent, extent, -extent, extent),
+            cmap="magma" if "A" in name else "viridis",
+        )
+        fig.colorbar(im, ax=ax, shrink=0.85)
+        ax.set(title=name, xlabel="x [kpc]", ylabel="y [kpc]")
+    ax = axes[-1]
+    slab = np.abs(stars_x[:, 2]) < 0.5
+    ax.hist2d(
+        stars_x[slab, 0],
+        stars_x[slab, 1],
+        bins=80,
+        range=[[-extent, extent]] * 2,
+        cmap="Greys",
+        norm="log",
+    )
+    ax.set(
+        title=f"observed stars, |z| < 0.5 kpc ({slab.sum()})",
+        xlabel="x [kpc]",
+        ylabel="y [kpc]",
+        aspect="equal",
+    )
+    fig.suptitle("Fig. 1 - the mock")
+    return save(fig, path)
+
+
+def fig_vdist(metrics: Mapping[str, Any], methods: Sequence[str], path: Path) -> Path:
+    """Fig. 5: p(v|x) log-density residuals and DF-gradient errors vs S_true."""
+    fig = Figure(figsize=(13, 3.8))
+    axes = fig.subplots(1, 3, squeeze=False)[0]
+    pv = metrics.get("p_v_given_x", {})
+    if "dlnp" in pv:
+        _band(axes[0], pv["dlnp"]["by_s"], COLORS["conditional"], "conditional flow", True)
+    axes[0].set(xlabel=r"$S_\mathrm{true}$ at the star", ylabel=LABELS["dlnp"])
+    _ref_lines(axes[0], True)
+    for m in methods:
+        g = metrics["methods"][m].get("gradients", {})
+        for ax, key in ((axes[1], "grad_v_rel_err"), (axes[2], "grad_x_rel_err")):
+            if key in g:
+                _band(ax, g[key]["by_s"], COLORS[m], m, True)
+    axes[1].set(xlabel=r"$S_\mathrm{true}$", ylabel=LABELS["grad_v_rel_err"], yscale="log")
+    axes[2].set(xlabel=r"$S_\mathrm{true}$", ylabel=LABELS["grad_x_rel_err"], yscale="log")
+    for ax in axes[1:]:
+        _ref_lines(ax, False)
+        ax.legend(fontsize=8)
+    fig.suptitle("Fig. 5 - velocity distribution and DF-gradient residuals vs selection")
+    return save(fig, path)
+
+
+def fig_dustfree(metrics: Mapping[str, Any], path: Path) -> Path:
+    """Fig. 6: the dust-free run - Δln n and the derived Δln S (= ln n_obs - ln n) vs r."""
+    fig = Figure(figsize=(9, 3.8))
+    axes = fig.subplots(1, 2, squeeze=False)[0]
+    df = metrics["dustfree"]
+    for ax, key, label in (
+        (axes[0], "dln_n", LABELS["dln_n"]),
+        (axes[1], "dln_s_derived", r"derived $\Delta \ln S$"),
+    ):
+        if key in df:
+            _band(ax, df[key]["by_r"], COLORS["conditional"], key, False)
+        ax.set(xlabel="r [kpc]", ylabel=label)
+        _ref_lines(ax, True)
+    fig.suptitle("Fig. 6 - dust-free mock: tracer density and derived selection")
+    return save(fig, path)
+
+
+def fig_profile(profiles: Mapping[str, Mapping[str, Any]], path: Path) -> Path:
+    """Recovered ln ρ vs r per method (the report's figure when there is no truth)."""
+    fig = Figure(figsize=(5.5, 4))
+    ax = fig.subplots()
+    for m, p in profiles.items():
+        _band(ax, p["by_r"], COLORS[m], m, False)
+    ax.set(xlabel="r [kpc]", ylabel=r"$\ln \rho_\mathrm{model}$ [M$_\odot$/kpc$^3$]")
+    ax.legend()
+    return save(fig, path)

@@ -1,0 +1,144 @@
+"""report.md: the run's accuracy tables, the issue's goal check, timings and figure links."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ._config import PipelineConfig
+
+G_PC3 = 1e-9  # M☉/kpc³ -> M☉/pc³
+
+
+def _f(v: float, nd: int = 3) -> str:
+    return "nan" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:+.{nd}f}"
+
+
+def _table(rows: list[Mapping[str, Any]], label: str, unit: str = "") -> list[str]:
+    out = [f"| {label} | n | median | 16 % | 84 % |", "|---|---|---|---|---|"]
+    for b in rows:
+        out.append(
+            f"| {b['lo']:.3g}–{b['hi']:.3g}{unit} | {b['n']} | {_f(b['median'])} | "
+            f"{_f(b['p16'])} | {_f(b['p84'])} |"
+        )
+    return out
+
+
+def goal_check(metrics: Mapping[str, Any]) -> list[str]:
+    """Issue 6's demo goal: conditional median |Δln ρ| < 0.10 in every radial bin with
+    S_true > cut, and <= the selection method's in the outer half of the bins."""
+    ms = metrics["methods"]
+    if "conditional" not in ms or "dlnrho" not in ms["conditional"]:
+        return []
+    cond = [abs(b["median"]) for b in ms["conditional"]["dlnrho"]["by_r"] if b["n"]]
+    ok1 = all(c < 0.10 for c in cond)
+    lines = [
+        f"- conditional: max over radial bins of |median Δln ρ| = {max(cond):.3f} "
+        f"→ {'meets' if ok1 else 'misses'} the < 0.10 goal"
+    ]
+    if "selection" in ms:
+        sel = [abs(b["median"]) for b in ms["selection"]["dlnrho"]["by_r"] if b["n"]]
+        outer = range(len(cond) // 2, min(len(cond), len(sel)))
+        ok2 = all(cond[i] <= sel[i] for i in outer)
+        lines.append(
+            f"- outer bins: conditional |median Δln ρ| ≤ selection's in "
+            f"{sum(cond[i] <= sel[i] for i in outer)}/{len(outer)} bins "
+            f"→ {'meets' if ok2 else 'misses'} the goal"
+        )
+    return lines
+
+
+def write_report_md(
+    path: Path, config: PipelineConfig, metrics: Mapping[str, Any], files: Mapping[str, str]
+) -> None:
+    """Write the human-readable report next to metrics.json."""
+    L = ["# Deep Potential run report", ""]
+    src = f"catalogue `{config.data.catalog}`" if config.data else "dp-mock catalogue"
+    L += [
+        f"Methods: {', '.join(config.methods)}; data: {src}; seed {config.run.seed}.",
+        f"Evaluation: {metrics['n_eval_points']} points uniform in r < {metrics['r_max_kpc']:.3g} kpc"
+        + (
+            f" with S_true > {metrics['s_cut']:g}."
+            if metrics["truth"]
+            else " (no truth in the catalogue: recovered fields only)."
+        ),
+        "",
+    ]
+    if metrics["truth"]:
+        L += ["## Goal check (issue 6)", "", *goal_check(metrics), ""]
+    for m, mm in metrics["methods"].items():
+        L += [f"## {m}", ""]
+        if metrics["truth"]:
+            a = mm["dlnrho"]["all"]
+            L += [
+                f"Overall Δln ρ median {_f(a['median'])} (16/84 %: {_f(a['p16'])}/{_f(a['p84'])}); "
+                f"|Δa|/|a| median {mm['acc_rel_err']['all']['median']:.3g}; "
+                f"non-positive model density at {100 * mm['frac_nonpositive_density']:.2f} % of points.",
+                "",
+                "Δln ρ by radius:",
+                "",
+                *_table(mm["dlnrho"]["by_r"], "r", " kpc"),
+                "",
+                "Δln ρ by S_true:",
+                "",
+                *_table(mm["dlnrho"]["by_s"], "S_true"),
+                "",
+                "|Δa|/|a| by radius:",
+                "",
+                *_table(mm["acc_rel_err"]["by_r"], "r", " kpc"),
+                "",
+            ]
+            for key, name in (("dln_n", "Δln n"), ("dln_s", "Δln S")):
+                if key in mm:
+                    L += [
+                        f"{name} (median removed) by radius:",
+                        "",
+                        *_table(mm[key]["by_r"], "r", " kpc"),
+                        "",
+                    ]
+            for key, g in mm.get("gradients", {}).items():
+                L += [
+                    f"Gradient-set {key}: median {g['all']['median']:.3g}, "
+                    f"84 % {g['all']['p84']:.3g}.",
+                    "",
+                ]
+        else:
+            rows = mm["ln_rho_model"]["by_r"]
+            L += [
+                "Recovered density (median over points in the bin):",
+                "",
+                "| r [kpc] | ρ [M☉/pc³] | 16 % | 84 % |",
+                "|---|---|---|---|",
+            ]
+            for b in rows:
+                e = [
+                    math.exp(b[k]) * G_PC3 if b["n"] else float("nan")
+                    for k in ("median", "p16", "p84")
+                ]
+                L.append(f"| {b['lo']:.3g}–{b['hi']:.3g} | {e[0]:.4g} | {e[1]:.4g} | {e[2]:.4g} |")
+            L.append("")
+    pv = metrics.get("p_v_given_x")
+    if pv:
+        a = pv["dlnp"]["all"]
+        L += [
+            "## p(v|x)",
+            "",
+            f"Δln p(v|x) at observed stars: median {_f(a['median'])}, "
+            f"16/84 % {_f(a['p16'])}/{_f(a['p84'])}.",
+            "",
+            *_table(pv["dlnp"]["by_s"], "S_true"),
+            "",
+        ]
+    if isinstance(metrics.get("dustfree"), dict):
+        L += ["## Dust-free mock (Fig. 6)", ""]
+        for key, b in metrics["dustfree"].items():
+            L += [f"{key} by radius:", "", *_table(b["by_r"], "r", " kpc"), ""]
+    L += ["## Stage wall times", "", "| unit | seconds |", "|---|---|"]
+    L += [f"| {k} | {v:.1f} |" for k, v in metrics["timings_s"].items()]
+    L += ["", "(times of skipped units are those of the run that computed them)", ""]
+    figs = [f for k, f in files.items() if f.endswith(".png")]
+    if figs:
+        L += ["## Figures", ""] + [f"![{f}]({f})" for f in figs] + [""]
+    path.write_text("\n".join(L))

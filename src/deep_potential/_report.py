@@ -1,0 +1,232 @@
+"""The report stage: metrics.json, report.md and the paper's figures in RUN_DIR/report/."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from . import _figures as F
+from . import _metrics as M
+from ._config import PipelineConfig
+from ._manifest import write_json_atomic
+from ._markdown import write_report_md
+from ._stages import catalog_r_max, derive_seed, has_truth
+
+logger = logging.getLogger("deep_potential")
+
+
+def _stars(catalog: Path) -> dict[str, np.ndarray]:
+    import dp_mock
+
+    return {k: np.asarray(v) for k, v in dp_mock.read_catalog(catalog).items()}
+
+
+def _read_gradients(path: Path) -> dict[str, Any]:
+    with h5py.File(path, "r") as f:
+        out: dict[str, Any] = {k: np.asarray(f[k]) for k in ("x", "v", "dlnf_dx", "dlnf_dv")}
+        out["density"] = str(f.attrs["density"])
+    return out
+
+
+def make_report(
+    config: PipelineConfig,
+    out: Path,
+    *,
+    catalog: Path,
+    flow_dirs: Mapping[str, Path],
+    gradient_files: Mapping[str, Path],
+    model_dirs: Mapping[str, Path],
+    timings: Mapping[str, float],
+) -> dict[str, str]:
+    """Evaluate every fitted potential (against the truth when the catalogue has it).
+
+    Returns:
+        Output name -> file name in ``out`` (metrics.json, report.md, the PNG figures).
+    """
+    import dp_cbe
+
+    rep = config.report
+    rng = np.random.default_rng(derive_seed(config.run.seed, "report"))
+    truth = None
+    if has_truth(catalog):
+        import dp_mock
+
+        truth = dp_mock.load_truth(catalog)
+    r_max = catalog_r_max(config, catalog)
+    x = M.uniform_ball(rng, rep.n_eval, r_max)
+    s_true = None
+    if truth is not None:
+        s_true = np.asarray(truth.selection(x), dtype=np.float64)
+        keep = s_true > rep.s_cut
+        x, s_true = x[keep], s_true[keep]
+    r = np.linalg.norm(x, axis=1)
+    r_edges = np.linspace(0.0, r_max, rep.r_bins + 1)
+    s_edges = np.logspace(np.log10(max(rep.s_cut, 1e-4)), 0.0, rep.s_bins + 1)
+    models = {m: dp_cbe.load_model(d) for m, d in model_dirs.items()}
+    metrics: dict[str, Any] = {
+        "truth": truth is not None,
+        "r_max_kpc": r_max,
+        "s_cut": rep.s_cut,
+        "n_eval_points": len(x),
+        "r_bin_edges": r_edges.tolist(),
+        "s_bin_edges": s_edges.tolist() if truth is not None else None,
+        "methods": {},
+        "timings_s": dict(timings),
+        "notes": "Δln n and Δln S have their median removed (fields known up to a constant).",
+    }
+    fields: dict[str, dict[str, np.ndarray]] = {}
+    for m, model in models.items():
+        res = M.method_residuals(m, model, truth, x)
+        fields[m] = res
+        mm: dict[str, Any] = {"ln_rho_model": M.binned_both(res["ln_rho"], r, None, r_edges, None)}
+        mm["frac_nonpositive_density"] = float(np.mean(~np.isfinite(res["ln_rho"])))
+        for key in ("dlnrho", "acc_rel_err", "dln_n", "dln_s"):
+            if key in res:
+                mm[key] = M.binned_both(res[key], r, s_true, r_edges, s_edges)
+        if truth is not None:
+            g = M.gradient_residuals(_read_gradients(gradient_files[m]), truth)
+            gm: dict[str, Any] = {}
+            for key in ("grad_v_rel_err", "grad_x_rel_err"):
+                if key in g:
+                    gm[key] = {
+                        "all": M.summary(g[key]),
+                        "by_s": M.binned(g[key], g["s_true"], s_edges),
+                    }
+            mm["gradients"] = gm
+        metrics["methods"][m] = mm
+    files: dict[str, str] = {}
+    stars = _stars(catalog)
+    if truth is not None:
+        metrics["p_v_given_x"] = _vdist_metrics(
+            flow_dirs["conditional"], stars, truth, rng, rep.n_logp, s_edges
+        )
+        dustfree = _is_dustfree(truth, x)
+        metrics["dustfree"] = dustfree
+        if dustfree and "conditional" in fields:
+            metrics["dustfree"] = _dustfree_metrics(
+                fields["conditional"], flow_dirs, truth, x, r, r_edges, rng, rep.n_logp
+            )
+    if rep.figures:
+        files |= _figures(config, out, metrics, truth, models, stars, r_max)
+    write_json_atomic(out / "metrics.json", metrics)
+    files["metrics"] = "metrics.json"
+    write_report_md(out / "report.md", config, metrics, files)
+    files["report"] = "report.md"
+    return files
+
+
+def _vdist_metrics(
+    flow_dir: Path,
+    stars: Mapping[str, np.ndarray],
+    truth: Any,
+    rng: np.random.Generator,
+    n: int,
+    s_edges: np.ndarray,
+) -> dict[str, Any]:
+    """Δ ln p(v|x) = ln p_flow − ln p_true at a random subset of the observed stars, by S_true."""
+    import dp_flows
+
+    idx = rng.choice(len(stars["x"]), size=min(n, len(stars["x"])), replace=False)
+    xs, vs = stars["x"][idx], stars["v"][idx]
+    flow = dp_flows.load_flow(flow_dir)
+    lp = np.asarray(dp_flows.log_prob(flow, vs, condition=xs), dtype=np.float64)
+    dlnp = lp - np.asarray(truth.log_p_v_given_x(xs, vs), dtype=np.float64)
+    s = np.asarray(truth.selection(xs), dtype=np.float64)
+    return {"dlnp": {"all": M.summary(dlnp), "by_s": M.binned(dlnp, s, s_edges)}}
+
+
+def _is_dustfree(truth: Any, x: np.ndarray) -> bool:
+    ext = np.asarray(truth.extinction(x[: min(len(x), 2048)]), dtype=np.float64)
+    return bool(np.all(np.abs(ext) < 1e-12))
+
+
+def _dustfree_metrics(
+    cond: Mapping[str, np.ndarray],
+    flow_dirs: Mapping[str, Path],
+    truth: Any,
+    x: np.ndarray,
+    r: np.ndarray,
+    r_edges: np.ndarray,
+    rng: np.random.Generator,
+    n: int,
+) -> dict[str, Any]:
+    """Δln n, and (with a spatial flow of the observed stars) the derived S = n_obs / n."""
+    out: dict[str, Any] = {"dln_n": M.binned_both(cond["dln_n"], r, None, r_edges, None)}
+    if "spatial" in flow_dirs:
+        import dp_flows
+
+        idx = rng.choice(len(x), size=min(n, len(x)), replace=False)
+        flow = dp_flows.load_flow(flow_dirs["spatial"])
+        ln_nobs = np.asarray(dp_flows.log_prob(flow, x[idx]), dtype=np.float64)
+        d = ln_nobs - cond["ln_n"][idx] - M.safe_log(truth.selection(x[idx]))
+        out["dln_s_derived"] = M.binned_both(M.remove_constant(d)[0], r[idx], None, r_edges, None)
+    return out
+
+
+def _figures(
+    config: PipelineConfig,
+    out: Path,
+    metrics: Mapping[str, Any],
+    truth: Any,
+    models: Mapping[str, Any],
+    stars: Mapping[str, np.ndarray],
+    r_max: float,
+) -> dict[str, str]:
+    files: dict[str, str] = {}
+    methods = list(models)
+    pts, mask, _ = M.plane_grid(r_max, config.report.plane_resolution)
+
+    def img(values: np.ndarray) -> np.ndarray:
+        a = np.full(mask.shape, np.nan)
+        a[mask] = values
+        return a
+
+    maps: dict[str, np.ndarray] = {}
+    if truth is not None:
+        ln_s_true = M.safe_log(truth.selection(pts))
+        ln_n_true = M.safe_log(truth.number_density(pts))
+        F.fig_mock(
+            {
+                "S_true (z=0)": np.exp(img(ln_s_true)),
+                "A(x) [mag] (z=0)": img(np.asarray(truth.extinction(pts), dtype=np.float64)),
+            },
+            r_max,
+            stars["x"],
+            out / "fig1_mock.png",
+        )
+        files["fig1"] = "fig1_mock.png"
+        F.fig_residuals(metrics, methods, out / "fig2_residuals.png", config.report.s_cut)
+        files["fig2"] = "fig2_residuals.png"
+        F.fig_vdist(metrics, methods, out / "fig5_vdist.png")
+        files["fig5"] = "fig5_vdist.png"
+        if isinstance(metrics.get("dustfree"), dict):
+            F.fig_dustfree(metrics, out / "fig6_dustfree.png")
+            files["fig6"] = "fig6_dustfree.png"
+    if "selection" in models:
+        ln_s = np.asarray(models["selection"].ln_selection(pts), dtype=np.float64)
+        if truth is not None:
+            maps["ln S_true"] = img(ln_s_true)
+            maps["ln S_model (+const)"] = img(ln_s - np.nanmedian(ln_s - ln_s_true))
+            maps["Δln S"] = img(M.remove_constant(ln_s - ln_s_true)[0])
+        else:
+            maps["ln S_model"] = img(ln_s)
+    if "conditional" in models:
+        ln_n = np.asarray(models["conditional"].ln_n(pts), dtype=np.float64)
+        if truth is not None:
+            maps["ln n_true"] = img(ln_n_true)
+            maps["ln n_model (+const)"] = img(ln_n - np.nanmedian(ln_n - ln_n_true))
+            maps["Δln n"] = img(M.remove_constant(ln_n - ln_n_true)[0])
+        else:
+            maps["ln n_model"] = img(ln_n)
+    if maps:
+        F.fig_planes(maps, r_max, out / "fig3_planes.png", "Fig. 3 - S and n in the z = 0 plane")
+        files["fig3"] = "fig3_planes.png"
+    profiles = {m: metrics["methods"][m]["ln_rho_model"] for m in methods}
+    F.fig_profile(profiles, out / "density_profile.png")
+    files["profile"] = "density_profile.png"
+    return files

@@ -1,0 +1,139 @@
+"""The work of each pipeline stage, through the packages' public APIs and files only."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from ._config import PipelineConfig
+
+logger = logging.getLogger("deep_potential")
+
+STAGES: tuple[str, ...] = ("mock", "flows", "gradients", "potentials", "report")
+#: which flows each method's gradient set is drawn from (besides the conditional flow)
+SPATIAL_FLOW_OF = {"vanilla": "spatial_weighted", "selection": "spatial", "conditional": None}
+
+
+def derive_seed(seed: int, name: str) -> int:
+    """A per-unit seed in [0, 2**31) from the master seed and the unit's name (reproducible)."""
+    digest = hashlib.sha256(f"{seed}:{name}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+def has_truth(catalog: Path) -> bool:
+    """Whether a catalogue carries a ``/truth`` group (a dp-mock catalogue)."""
+    with h5py.File(catalog, "r") as f:
+        return "truth" in f
+
+
+def catalog_r_max(config: PipelineConfig, catalog: Path) -> float:
+    """The volume's radius (kpc): the truth's r_max, ``[data] r_max`` or the farthest star."""
+    if config.data is not None and config.data.r_max is not None:
+        return float(config.data.r_max)
+    if has_truth(catalog):
+        import dp_mock
+
+        return float(dp_mock.load_truth(catalog).r_max)
+    with h5py.File(catalog, "r") as f:
+        x = np.asarray(f["stars/x"])
+    return float(np.sqrt((x**2).sum(axis=1)).max())
+
+
+def make_mock(config: PipelineConfig, out: Path) -> dict[str, str]:
+    """Generate the mock catalogue into ``out/catalog.h5``."""
+    import dp_mock
+
+    path = dp_mock.generate_catalog(
+        config.mock, out / "catalog.h5", seed=derive_seed(config.run.seed, "mock"), progress=True
+    )
+    dp_mock.read_catalog(path)  # validates shapes and finiteness
+    return {"catalog": Path(path).name}
+
+
+def vanilla_weights(stars: Mapping[str, np.ndarray], clip: float) -> np.ndarray:
+    """Per-star weights of the vanilla spatial flow: ``/stars/weight`` or 1/S_true, clipped."""
+    if "weight" in stars:
+        w = np.asarray(stars["weight"], dtype=np.float64)
+    elif "selection" in stars:
+        s = np.asarray(stars["selection"], dtype=np.float64)
+        w = 1.0 / np.maximum(s, 1.0 / clip)
+    else:
+        raise KeyError("vanilla needs /stars/weight or /stars/selection in the catalogue")
+    return np.minimum(w, clip)
+
+
+def fit_one_flow(config: PipelineConfig, name: str, catalog: Path, out: Path) -> dict[str, str]:
+    """Fit flow ``name`` (conditional | spatial | spatial_weighted) and save it to out/model."""
+    import dp_flows
+    import dp_mock
+
+    stars = dp_mock.read_catalog(catalog)
+    x = np.asarray(stars["x"], dtype=np.float64)
+    v = np.asarray(stars["v"], dtype=np.float64)
+    seed = derive_seed(config.run.seed, f"flows/{name}")
+    if name == "conditional":
+        kw: dict[str, Any] = {"condition": x}
+        data, cfg = v, config.flow_conditional
+    else:
+        kw = {}
+        if name == "spatial_weighted":
+            kw["weights"] = vanilla_weights(stars, config.vanilla_weight_clip)
+        data, cfg = x, config.flow_spatial
+    flow = dp_flows.fit_flow(data, config=cfg, seed=seed, out_dir=out / "work", progress=True, **kw)
+    dp_flows.save_flow(flow, out / "model")
+    return {"model": "model"}
+
+
+def draw_gradients(
+    config: PipelineConfig, method: str, flow_dirs: Mapping[str, Path], catalog: Path, out: Path
+) -> dict[str, str]:
+    """Sample DF gradients for ``method`` from its flows into ``out/gradients.h5``."""
+    import dp_flows
+    import dp_mock
+
+    g = config.gradients
+    conditional = dp_flows.load_flow(flow_dirs["conditional"])
+    spatial_name = SPATIAL_FLOW_OF[method]
+    spatial = dp_flows.load_flow(flow_dirs[spatial_name]) if spatial_name else None
+    positions = None
+    if spatial is None:  # p(v|x) at the observed stars' positions
+        positions = np.asarray(dp_mock.read_catalog(catalog)["x"], dtype=np.float64)
+    grads = dp_flows.make_gradients(
+        method,
+        conditional=conditional,
+        spatial=spatial,
+        n=g.n,
+        seed=derive_seed(config.run.seed, f"gradients/{method}"),
+        positions=positions,
+        uniform_fraction=g.uniform_fraction,
+        r_max=catalog_r_max(config, catalog),
+        batch_size=g.batch_size,
+        progress=True,
+    )
+    dp_flows.write_gradients(out / "gradients.h5", **grads)
+    return {"gradients": "gradients.h5"}
+
+
+def fit_potential(
+    config: PipelineConfig, method: str, gradients: Path, out: Path
+) -> dict[str, str]:
+    """Fit the CBE potential of ``method`` to a gradient set and save it to out/model."""
+    import dp_cbe
+
+    gs = dp_cbe.read_gradients(gradients)
+    sol = dp_cbe.fit(
+        gs,
+        method,
+        config=config.cbe[method],
+        seed=derive_seed(config.run.seed, f"potentials/{method}"),
+        out_dir=out / "work",
+        progress=True,
+    )
+    sol.save(out / "model")
+    return {"model": "model"}
