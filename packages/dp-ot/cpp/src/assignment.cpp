@@ -1,0 +1,231 @@
+// Exact linear assignment by shortest augmenting paths (Jonker-Volgenant / Crouse), with a
+// Jonker-Volgenant initialisation (capped augmenting row reduction) for square dense blocks.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+
+#include "dpot/dpot.hpp"
+#include "kernels.hpp"
+
+namespace dpot {
+namespace {
+constexpr double kInf = std::numeric_limits<double>::infinity();
+}  // namespace
+
+void AssignmentSolver::resize(int64_t nr, int64_t nc) {
+  v_.assign(nc, 0.0);
+  d_.resize(nc);
+  pred_.resize(nc);
+  dsave_.resize(nc);
+  vsave_.resize(nc);
+  row4col_.assign(nc, -1);
+  col4row_.assign(nr, -1);
+  done_.resize(nc);
+  free_.resize(std::max<int64_t>(nr, 1));
+}
+
+// Shortest augmenting path from every row in free_rows. Invariant (dual feasibility): for
+// every assigned row i, c[i][col4row[i]] - v[col4row[i]] = min_j (c[i][j] - v[j]).
+int AssignmentSolver::augment_all(const double* cost, int64_t nr, int64_t nc,
+                                  const int64_t* free_rows, int64_t nfree) {
+  (void)nr;
+  const detail::RelaxFn relax = detail::relax_kernel();
+  double* v = v_.data();
+  double* d = d_.data();
+  double* pred = pred_.data();
+  for (int64_t f = 0; f < nfree; ++f) {
+    const int64_t frow = free_rows[f];
+    std::fill(d, d + nc, kInf);
+    std::fill(pred, pred + nc, static_cast<double>(frow));
+    double mind;
+    int64_t j = relax(cost + frow * nc, v, 0.0, d, pred, static_cast<double>(frow), nc, &mind);
+    int64_t ndone = 0;
+    int status = kOk;
+    while (true) {
+      if (!(mind < kInf)) {
+        status = kInfeasible;
+        break;
+      }
+      if (row4col_[j] < 0) break;
+      // Column j is reached at distance mind; its row is scanned next.
+      dsave_[j] = mind;
+      vsave_[j] = v[j];
+      v[j] = -kInf;
+      d[j] = kInf;
+      done_[ndone++] = j;
+      const int64_t i = row4col_[j];
+      const double h = cost[i * nc + j] - vsave_[j] - mind;
+      j = relax(cost + i * nc, v, h, d, pred, static_cast<double>(i), nc, &mind);
+    }
+    // Restore the scanned columns' duals, lowered by how much closer than the sink they were.
+    for (int64_t t = 0; t < ndone; ++t) {
+      const int64_t c = done_[t];
+      v[c] = status == kOk ? vsave_[c] + (dsave_[c] - mind) : vsave_[c];
+    }
+    if (status != kOk) return status;
+    // Augment along the predecessor chain.
+    const int64_t sink = j;
+    j = sink;
+    while (true) {
+      const int64_t i = static_cast<int64_t>(pred[j]);
+      row4col_[j] = i;
+      std::swap(j, col4row_[i]);
+      if (i == frow) break;
+    }
+  }
+  return kOk;
+}
+
+void AssignmentSolver::write_duals(const double* cost, int64_t nr, int64_t nc, double* u,
+                                   double* v) const {
+  if (v) std::copy(v_.begin(), v_.end(), v);
+  if (u)
+    for (int64_t i = 0; i < nr; ++i) u[i] = cost[i * nc + col4row_[i]] - v_[col4row_[i]];
+}
+
+int AssignmentSolver::solve(const double* cost, int64_t nr, int64_t nc, int64_t* col4row,
+                            double* u, double* v) {
+  if (nr > nc) return kInvalid;
+  for (int64_t k = 0; k < nr * nc; ++k)
+    if (std::isnan(cost[k]) || cost[k] == -kInf) return kInvalid;
+  resize(nr, nc);
+  if (nr == 0) return kOk;
+  std::iota(free_.begin(), free_.begin() + nr, int64_t{0});
+  // Cold start v = 0: v only decreases on scanned (assigned) columns, so unused columns keep
+  // v = 0 >= every other v, which is the rectangular optimality condition.
+  const int st = augment_all(cost, nr, nc, free_.data(), nr);
+  if (st != kOk) return st;
+  std::copy(col4row_.begin(), col4row_.end(), col4row);
+  write_duals(cost, nr, nc, u, v);
+  return kOk;
+}
+
+int AssignmentSolver::solve_square_dense(const double* cost, int64_t n, int64_t* col4row,
+                                         double* u, double* v) {
+  resize(n, n);
+  if (n == 0) return kOk;
+  if (n == 1) {
+    col4row[0] = 0;
+    if (v) v[0] = 0.0;
+    if (u) u[0] = cost[0];
+    return kOk;
+  }
+  std::vector<int64_t> matches(n, 0);
+  // Column reduction: v_j = min_i c_ij, tentatively assign each column to its argmin row
+  // (last column first, as in Jonker & Volgenant).
+  for (int64_t j = n - 1; j >= 0; --j) {
+    double mn = cost[j];
+    int64_t imin = 0;
+    for (int64_t i = 1; i < n; ++i) {
+      const double c = cost[i * n + j];
+      if (c < mn) {
+        mn = c;
+        imin = i;
+      }
+    }
+    v_[j] = mn;
+    if (++matches[imin] == 1) {
+      col4row_[imin] = j;
+      row4col_[j] = imin;
+    } else if (matches[imin] > 1 && col4row_[imin] > j) {
+      // keep the row on one column only: the later-visited (smaller j) column wins
+      row4col_[col4row_[imin]] = -1;
+      col4row_[imin] = j;
+      row4col_[j] = imin;
+    }
+  }
+  // Reduction transfer: rows matched once move their slack onto their column's dual.
+  int64_t nfree = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    if (matches[i] == 0) {
+      free_[nfree++] = i;
+    } else if (matches[i] == 1) {
+      const int64_t j1 = col4row_[i];
+      double mn = kInf;
+      for (int64_t j = 0; j < n; ++j)
+        if (j != j1) mn = std::min(mn, cost[i * n + j] - v_[j]);
+      v_[j1] -= mn - (cost[i * n + j1] - v_[j1]);
+    }
+  }
+  // Rows matched more than once keep one column; the others stay unassigned but those rows are
+  // assigned, so they are not free. Their reduced row minimum is their column (v_j = c_ij and
+  // c_ik - v_k >= 0 = c_ij - v_j for all k since v_k <= c_ik).
+  // Augmenting row reduction, capped: an auction with zero increment on ties can cycle, and
+  // unbounded it costs more than it saves, so stop after a fixed budget of row scans.
+  const detail::RowMin2Fn rowmin2 = detail::rowmin2_kernel();
+  const int64_t budget = 4 * n;
+  int64_t scans = 0;
+  for (int pass = 0; pass < 2 && nfree > 0 && scans < budget; ++pass) {
+    int64_t k = 0;
+    const int64_t prev = nfree;
+    nfree = 0;
+    while (k < prev) {
+      if (scans >= budget) {
+        while (k < prev) free_[nfree++] = free_[k++];
+        break;
+      }
+      ++scans;
+      const int64_t i = free_[k++];
+      double umin, usub;
+      int64_t j1, j2;
+      rowmin2(cost + i * n, v_.data(), n, &umin, &j1, &usub, &j2);
+      int64_t i0 = row4col_[j1];
+      if (umin < usub) {
+        v_[j1] -= usub - umin;
+      } else if (i0 >= 0) {
+        j1 = j2;
+        i0 = row4col_[j2];
+      }
+      row4col_[j1] = i;
+      col4row_[i] = j1;
+      if (i0 >= 0) {
+        col4row_[i0] = -1;
+        if (umin < usub)
+          free_[--k] = i0;
+        else
+          free_[nfree++] = i0;
+      }
+    }
+  }
+  const int st = augment_all(cost, n, n, free_.data(), nfree);
+  if (st != kOk) return st;
+  std::copy(col4row_.begin(), col4row_.end(), col4row);
+  write_duals(cost, n, n, u, v);
+  return kOk;
+}
+
+int linear_sum_assignment(const double* cost, int64_t nr, int64_t nc, int64_t* rows,
+                          int64_t* cols) {
+  const int64_t k = std::min(nr, nc);
+  if (k == 0) return kOk;
+  AssignmentSolver solver;
+  std::vector<int64_t> c4r(k);
+  if (nr <= nc) {
+    bool finite = nr == nc;
+    for (int64_t t = 0; finite && t < nr * nc; ++t) finite = std::isfinite(cost[t]);
+    const int st = finite ? solver.solve_square_dense(cost, nr, c4r.data())
+                          : solver.solve(cost, nr, nc, c4r.data());
+    if (st != kOk) return st;
+    for (int64_t i = 0; i < nr; ++i) {
+      rows[i] = i;
+      cols[i] = c4r[i];
+    }
+    return kOk;
+  }
+  std::vector<double> t(static_cast<size_t>(nr * nc));
+  for (int64_t i = 0; i < nr; ++i)
+    for (int64_t j = 0; j < nc; ++j) t[j * nr + i] = cost[i * nc + j];
+  const int st = solver.solve(t.data(), nc, nr, c4r.data());
+  if (st != kOk) return st;
+  std::vector<int64_t> order(nc);
+  std::iota(order.begin(), order.end(), int64_t{0});
+  std::sort(order.begin(), order.end(), [&](int64_t x, int64_t y) { return c4r[x] < c4r[y]; });
+  for (int64_t q = 0; q < nc; ++q) {
+    rows[q] = c4r[order[q]];
+    cols[q] = order[q];
+  }
+  return kOk;
+}
+
+}  // namespace dpot

@@ -1,0 +1,161 @@
+// Relaxation kernels: a portable scalar version and an AVX2 version selected at run time with
+// __builtin_cpu_supports (no -march flags needed; the AVX2 code is compiled per function).
+#include "kernels.hpp"
+
+#include <limits>
+
+#include "dpot/dpot.hpp"
+
+#if defined(__x86_64__) || defined(_M_X64)
+#define DPOT_X86 1
+#include <immintrin.h>
+#endif
+
+namespace dpot::detail {
+namespace {
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+int64_t relax_portable(const double* c, const double* v, double h, double* d, double* pred,
+                       double ip, int64_t n, double* dmin) {
+  double best = kInf;
+  int64_t arg = 0;
+  for (int64_t k = 0; k < n; ++k) {
+    const double cand = (c[k] - v[k]) - h;
+    double dk = d[k];
+    if (cand < dk) {
+      dk = cand;
+      d[k] = cand;
+      pred[k] = ip;
+    }
+    if (dk < best) {
+      best = dk;
+      arg = k;
+    }
+  }
+  *dmin = best;
+  return arg;
+}
+
+void rowmin2_portable(const double* c, const double* v, int64_t n, double* m1, int64_t* j1,
+                      double* m2, int64_t* j2) {
+  double a = kInf, b = kInf;
+  int64_t ja = 0, jb = 0;
+  for (int64_t k = 0; k < n; ++k) {
+    const double h = c[k] - v[k];
+    if (h < b) {
+      if (h >= a) {
+        b = h;
+        jb = k;
+      } else {
+        b = a;
+        jb = ja;
+        a = h;
+        ja = k;
+      }
+    }
+  }
+  *m1 = a;
+  *j1 = ja;
+  *m2 = b;
+  *j2 = jb;
+}
+
+#ifdef DPOT_X86
+__attribute__((target("avx2"))) int64_t relax_avx2(const double* c, const double* v, double h,
+                                                    double* d, double* pred, double ip,
+                                                    int64_t n, double* dmin) {
+  const __m256d vh = _mm256_set1_pd(h);
+  const __m256d vip = _mm256_set1_pd(ip);
+  const __m256d step = _mm256_set1_pd(8.0);
+  __m256d best0 = _mm256_set1_pd(kInf), best1 = best0;
+  __m256d bidx0 = _mm256_set1_pd(0.0), bidx1 = bidx0;
+  __m256d idx0 = _mm256_setr_pd(0.0, 1.0, 2.0, 3.0);
+  __m256d idx1 = _mm256_setr_pd(4.0, 5.0, 6.0, 7.0);
+  int64_t k = 0;
+  for (; k + 8 <= n; k += 8) {
+    __m256d c0 = _mm256_sub_pd(_mm256_sub_pd(_mm256_loadu_pd(c + k), _mm256_loadu_pd(v + k)), vh);
+    __m256d c1 =
+        _mm256_sub_pd(_mm256_sub_pd(_mm256_loadu_pd(c + k + 4), _mm256_loadu_pd(v + k + 4)), vh);
+    __m256d d0 = _mm256_loadu_pd(d + k);
+    __m256d d1 = _mm256_loadu_pd(d + k + 4);
+    __m256d u0 = _mm256_cmp_pd(c0, d0, _CMP_LT_OQ);
+    __m256d u1 = _mm256_cmp_pd(c1, d1, _CMP_LT_OQ);
+    if (_mm256_movemask_pd(_mm256_or_pd(u0, u1))) {
+      d0 = _mm256_blendv_pd(d0, c0, u0);
+      d1 = _mm256_blendv_pd(d1, c1, u1);
+      _mm256_storeu_pd(d + k, d0);
+      _mm256_storeu_pd(d + k + 4, d1);
+      _mm256_storeu_pd(pred + k, _mm256_blendv_pd(_mm256_loadu_pd(pred + k), vip, u0));
+      _mm256_storeu_pd(pred + k + 4, _mm256_blendv_pd(_mm256_loadu_pd(pred + k + 4), vip, u1));
+    }
+    __m256d b0 = _mm256_cmp_pd(d0, best0, _CMP_LT_OQ);
+    __m256d b1 = _mm256_cmp_pd(d1, best1, _CMP_LT_OQ);
+    best0 = _mm256_blendv_pd(best0, d0, b0);
+    best1 = _mm256_blendv_pd(best1, d1, b1);
+    bidx0 = _mm256_blendv_pd(bidx0, idx0, b0);
+    bidx1 = _mm256_blendv_pd(bidx1, idx1, b1);
+    idx0 = _mm256_add_pd(idx0, step);
+    idx1 = _mm256_add_pd(idx1, step);
+  }
+  alignas(32) double bv[8], bi[8];
+  _mm256_store_pd(bv, best0);
+  _mm256_store_pd(bv + 4, best1);
+  _mm256_store_pd(bi, bidx0);
+  _mm256_store_pd(bi + 4, bidx1);
+  double best = kInf;
+  int64_t arg = 0;
+  bool have = false;
+  for (int l = 0; l < 8; ++l) {
+    const int64_t il = static_cast<int64_t>(bi[l]);
+    if (bv[l] < best || (have && bv[l] == best && il < arg)) {
+      best = bv[l];
+      arg = il;
+      have = true;
+    }
+  }
+  for (; k < n; ++k) {
+    const double cand = (c[k] - v[k]) - h;
+    double dk = d[k];
+    if (cand < dk) {
+      dk = cand;
+      d[k] = cand;
+      pred[k] = ip;
+    }
+    if (dk < best) {
+      best = dk;
+      arg = k;
+    }
+  }
+  *dmin = best;
+  return arg;
+}
+#endif
+
+bool g_enabled = true;
+
+}  // namespace
+
+RelaxFn relax_kernel() {
+#ifdef DPOT_X86
+  if (g_enabled && __builtin_cpu_supports("avx2")) return relax_avx2;
+#endif
+  return relax_portable;
+}
+
+RowMin2Fn rowmin2_kernel() { return rowmin2_portable; }
+
+}  // namespace dpot::detail
+
+namespace dpot {
+
+const char* simd_level() {
+  return detail::relax_kernel() == detail::relax_portable ? "portable" : "avx2";
+}
+
+const char* set_simd_enabled(bool enabled) {
+  detail::g_enabled = enabled;
+  return simd_level();
+}
+
+}  // namespace dpot

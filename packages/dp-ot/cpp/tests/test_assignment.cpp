@@ -1,0 +1,165 @@
+// Assignment solvers against a brute-force optimum (all injections of rows into columns) on
+// small random instances: ties, integer costs, rectangular both ways, +inf (forbidden) entries,
+// both SIMD levels, the batched and pairing entry points with 1 and 3 threads.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <numeric>
+#include <random>
+#include <vector>
+
+#include "check.hpp"
+#include "dpot/dpot.hpp"
+
+namespace {
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+// Brute force over all injections rows -> columns (nr <= nc) or columns -> rows.
+double brute(const std::vector<double>& c, int nr, int nc) {
+  const bool tr = nr > nc;
+  const int r = tr ? nc : nr, k = tr ? nr : nc;
+  auto at = [&](int i, int j) { return tr ? c[j * nc + i] : c[i * nc + j]; };
+  std::vector<int> perm(k);
+  std::iota(perm.begin(), perm.end(), 0);
+  double best = kInf;
+  do {  // permutations of k, first r entries define the injection (duplicates harmless)
+    double s = 0;
+    for (int i = 0; i < r; ++i) s += at(i, perm[i]);
+    best = std::min(best, s);
+  } while (std::next_permutation(perm.begin(), perm.end()));
+  return best;
+}
+
+double cost_of(const std::vector<double>& c, int nc, const std::vector<int64_t>& rows,
+               const std::vector<int64_t>& cols) {
+  double s = 0;
+  for (size_t q = 0; q < rows.size(); ++q) s += c[rows[q] * nc + cols[q]];
+  return s;
+}
+
+void check_valid(const std::vector<int64_t>& rows, const std::vector<int64_t>& cols, int nr,
+                 int nc) {
+  std::vector<char> ur(nr, 0), uc(nc, 0);
+  for (size_t q = 0; q < rows.size(); ++q) {
+    CHECK(rows[q] >= 0 && rows[q] < nr && !ur[rows[q]], "bad row");
+    CHECK(cols[q] >= 0 && cols[q] < nc && !uc[cols[q]], "bad col");
+    if (rows[q] >= 0 && rows[q] < nr) ur[rows[q]] = 1;
+    if (cols[q] >= 0 && cols[q] < nc) uc[cols[q]] = 1;
+    if (q) CHECK(rows[q] > rows[q - 1], "rows not sorted");
+  }
+}
+
+void random_instances(std::mt19937_64& rng) {
+  for (int trial = 0; trial < 3000; ++trial) {
+    const int nr = static_cast<int>(rng() % 7), nc = static_cast<int>(rng() % 7);
+    const int kind = static_cast<int>(rng() % 4);
+    std::vector<double> c(nr * nc);
+    std::uniform_real_distribution<double> U(-5, 5);
+    for (auto& x : c) {
+      if (kind == 0) x = U(rng);
+      if (kind == 1) x = static_cast<double>(rng() % 3);     // many ties
+      if (kind == 2) x = static_cast<double>(rng() % 1000) * 1e6;  // large integers
+      if (kind == 3) x = (rng() % 4 == 0) ? kInf : U(rng);  // forbidden entries
+    }
+    const double ref = brute(c, nr, nc);
+    const int k = std::min(nr, nc);
+    std::vector<int64_t> rows(k), cols(k);
+    const int st = dpot::linear_sum_assignment(c.data(), nr, nc, rows.data(), cols.data());
+    if (!(ref < kInf) && k > 0) {
+      CHECK(st == dpot::kInfeasible, "expected infeasible, got %d (%dx%d)", st, nr, nc);
+      continue;
+    }
+    CHECK(st == dpot::kOk, "status %d", st);
+    check_valid(rows, cols, nr, nc);
+    const double got = cost_of(c, nc, rows, cols);
+    // exact up to summation-order rounding of <= 6 terms of magnitude <= 1e9
+    CHECK(std::abs(got - ref) <= 1e-9 * (1 + std::abs(ref)), "cost %.17g vs %.17g (%dx%d kind %d)",
+          got, ref, nr, nc, kind);
+  }
+}
+
+void dense_duals_and_batch(std::mt19937_64& rng) {
+  // Larger square instances: dual feasibility + complementary slackness certify optimality;
+  // batch and pairing results must not depend on the thread count.
+  const int n = 64, B = 12;
+  std::normal_distribution<double> N01;
+  std::vector<double> costs(B * n * n);
+  for (auto& x : costs) x = std::floor(std::abs(N01(rng)) * 4);  // heavy ties
+  std::vector<int64_t> r1(B * n), r3(B * n);
+  std::vector<int> s1(B), s3(B);
+  dpot::batch_assignment(costs.data(), B, n, 1, r1.data(), s1.data());
+  dpot::batch_assignment(costs.data(), B, n, 3, r3.data(), s3.data());
+  CHECK(r1 == r3, "batch differs between 1 and 3 threads");
+  dpot::AssignmentSolver solver;
+  for (int b = 0; b < B; ++b) {
+    CHECK(s1[b] == dpot::kOk, "batch status");
+    const double* c = costs.data() + b * n * n;
+    std::vector<int64_t> a(n), g(n);
+    std::vector<double> u(n), v(n);
+    CHECK(solver.solve_square_dense(c, n, a.data(), u.data(), v.data()) == dpot::kOk, "st");
+    CHECK(solver.solve(c, n, n, g.data()) == dpot::kOk, "st");
+    double ca = 0, cg = 0;
+    for (int i = 0; i < n; ++i) {
+      ca += c[i * n + a[i]];
+      cg += c[i * n + g[i]];
+      CHECK(std::abs(u[i] + v[a[i]] - c[i * n + a[i]]) < 1e-9, "slackness");
+      for (int j = 0; j < n; ++j) CHECK(u[i] + v[j] <= c[i * n + j] + 1e-9, "dual feasibility");
+    }
+    CHECK(ca == cg, "dense vs generic %.17g %.17g", ca, cg);  // integer costs: exact
+  }
+  // Pairing kernel: 1 vs 3 threads, and equal to solving the explicit cost matrix.
+  const int blk = 32, d = 3;
+  std::vector<double> x0(B * blk * d), x1(B * blk * d);
+  for (auto& x : x0) x = N01(rng);
+  for (auto& x : x1) x = N01(rng);
+  std::vector<uint8_t> p1(B * blk), p3(B * blk);
+  dpot::pair_blocks(x0.data(), x1.data(), B, blk, d, 1, p1.data(), s1.data());
+  dpot::pair_blocks(x0.data(), x1.data(), B, blk, d, 3, p3.data(), s3.data());
+  CHECK(p1 == p3, "pairings differ between thread counts");
+  for (int b = 0; b < B; ++b) {
+    std::vector<double> c(blk * blk);
+    for (int k = 0; k < blk; ++k)
+      for (int j = 0; j < blk; ++j) {
+        double s = 0;
+        for (int q = 0; q < d; ++q) {
+          const double t = x1[(b * blk + k) * d + q] - x0[(b * blk + j) * d + q];
+          s += t * t;
+        }
+        c[k * blk + j] = s;
+      }
+    std::vector<int64_t> g(blk);
+    solver.solve(c.data(), blk, blk, g.data());
+    double cp = 0, cg = 0;
+    for (int k = 0; k < blk; ++k) {
+      cp += c[k * blk + p1[b * blk + k]];
+      cg += c[k * blk + g[k]];
+    }
+    CHECK(std::abs(cp - cg) <= 1e-12 * cg, "pairing cost %.17g vs %.17g", cp, cg);
+  }
+}
+
+void invalid_inputs() {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  std::vector<double> c = {1, nan, 2, 3};
+  int64_t r[2], k[2];
+  CHECK(dpot::linear_sum_assignment(c.data(), 2, 2, r, k) == dpot::kInvalid, "nan");
+  c = {1, -kInf, 2, 3};
+  CHECK(dpot::linear_sum_assignment(c.data(), 2, 2, r, k) == dpot::kInvalid, "-inf");
+  c = {kInf, kInf, 2, 3};
+  CHECK(dpot::linear_sum_assignment(c.data(), 2, 2, r, k) == dpot::kInfeasible, "inf row");
+}
+
+}  // namespace
+
+int main() {
+  std::mt19937_64 rng(12345);
+  for (bool simd : {true, false}) {
+    std::printf("simd level: %s\n", dpot::set_simd_enabled(simd));
+    random_instances(rng);
+    dense_duals_and_batch(rng);
+  }
+  invalid_inputs();
+  std::printf("%s (%d failures)\n", g_failures ? "FAIL" : "OK", g_failures);
+  return g_failures ? 1 : 0;
+}
