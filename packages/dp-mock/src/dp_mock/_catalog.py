@@ -1,0 +1,110 @@
+"""Catalogue generation: draw stars in chunks until exactly N are observed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ._config import MockConfig
+from ._io import write_catalog
+from ._plummer import chunk_key
+from ._selection import distance_modulus
+from ._truth import Truth, star_chunk_seed
+
+_MAX_CHUNKS = 1_000_000
+
+
+def draw_chunk(truth: Truth, chunk: int, n: int) -> dict[str, np.ndarray]:
+    """Draw chunk ``chunk`` of ``n`` stars and keep the observed ones, in drawing order.
+
+    Stars too faint even without dust (M + μ ≥ m_max) are dropped before any extinction is
+    computed; the rays of the others stop as soon as the extinction exceeds their magnitude
+    budget m_max − M − μ. Velocities are drawn only for the observed stars.
+
+    Returns:
+        dict with ``index`` (position in the chunk, int64), ``x``, ``v``, ``abs_mag``,
+        ``app_mag``, ``extinction``, ``selection`` for the observed stars.
+    """
+    cfg = truth.config
+    key = chunk_key(star_chunk_seed(cfg.seed, chunk))
+    x, gauss = truth.plummer.sample_positions(key, n)
+    abs_mag = cfg.mag_mean + cfg.mag_std * gauss
+    mu = distance_modulus(np.sqrt(np.einsum("ij,ij->i", x, x)))
+    budget = cfg.m_max - abs_mag - mu
+    bright = np.flatnonzero(budget > 0)
+    if truth.dust is not None:
+        a = truth.dust.extinction(x[bright], budget=budget[bright])
+        seen = a < budget[bright]
+        index, a = bright[seen], a[seen]
+    else:
+        index, a = bright, np.zeros(len(bright))
+    xs = x[index]
+    return {
+        "index": index,
+        "x": xs,
+        "v": truth.plummer.sample_velocities(key, index, xs),
+        "abs_mag": abs_mag[index],
+        "app_mag": abs_mag[index] + mu[index] + a,
+        "extinction": a,
+        "selection": truth.magnitudes.probability(xs, a if truth.dust is not None else None),
+    }
+
+
+def generate_catalog(
+    config: MockConfig,
+    out_path: str | Path,
+    *,
+    seed: int | None = None,
+    progress: bool = True,
+) -> Path:
+    """Generate a mock catalogue and write it atomically to ``out_path`` (catalog.h5).
+
+    Stars are drawn in chunks of ``config.chunk_size`` until exactly ``config.n_observed`` are
+    observed; the catalogue is a pure function of the configuration and seed.
+
+    Args:
+        config: the mock's parameters.
+        out_path: destination file (written to a temporary file, then renamed).
+        seed: overrides ``config.seed`` (the stored configuration holds the seed used).
+        progress: show a tqdm progress bar of observed stars.
+
+    Returns:
+        The path written.
+
+    Example:
+        >>> from dp_mock import MockConfig, generate_catalog, read_catalog
+        >>> path = generate_catalog(MockConfig(n_observed=1000), "/tmp/cat.h5", progress=False)
+        >>> read_catalog(path)["x"].shape
+        (1000, 3)
+    """
+    if seed is not None:
+        config = config.replace(seed=int(seed))
+    truth = Truth(config)
+    parts: list[dict[str, np.ndarray]] = []
+    n_have = 0
+    n_drawn = 0
+    with tqdm(total=config.n_observed, disable=not progress, unit="star", desc="observed") as bar:
+        for chunk in range(_MAX_CHUNKS):
+            part = draw_chunk(truth, chunk, config.chunk_size)
+            need = config.n_observed - n_have
+            if len(part["index"]) >= need:
+                part = {k: a[:need] for k, a in part.items()}
+                n_drawn += int(part["index"][-1]) + 1
+            else:
+                n_drawn += config.chunk_size
+            parts.append(part)
+            n_have += len(part["index"])
+            bar.update(len(part["index"]))
+            if n_have == config.n_observed:
+                break
+        else:
+            raise RuntimeError(f"only {n_have} stars observed after {_MAX_CHUNKS} chunks")
+    stars = {k: np.concatenate([p[k] for p in parts]) for k in parts[0] if k != "index"}
+    truth_attrs = {"config": json.dumps(config.to_dict()), "n_drawn": n_drawn}
+    ln_dust = None if truth.dust is None else truth.dust.ln_dust
+    return write_catalog(
+        out_path, stars, truth_attrs=truth_attrs, ln_dust=ln_dust, dust_extent=config.dust_extent
+    )

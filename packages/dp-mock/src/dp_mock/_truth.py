@@ -1,0 +1,126 @@
+"""Truth: every truth function of a mock, rebuilt from its configuration (and dust grid)."""
+
+from __future__ import annotations
+
+import numpy as np
+from jaxtyping import Float
+
+from ._config import MockConfig
+from ._dust import DustField, gaussian_random_field
+from ._plummer import PlummerSphere, _as_points
+from ._selection import MagnitudeSelection
+
+Points = Float[np.ndarray, "n 3"]
+Values = Float[np.ndarray, " n"]
+
+
+def dust_seed(seed: int) -> np.random.SeedSequence:
+    """The SeedSequence of the dust field of a mock with this seed."""
+    return np.random.SeedSequence(seed, spawn_key=(0,))
+
+
+def star_chunk_seed(seed: int, chunk: int) -> np.random.SeedSequence:
+    """The SeedSequence of chunk ``chunk`` of the stars of a mock with this seed."""
+    return np.random.SeedSequence(seed, spawn_key=(1, chunk))
+
+
+class Truth:
+    """The truth behind a mock: Plummer DF, dust, extinction and selection (kpc, km/s, M☉, mag).
+
+    Every method takes positions ``x`` of shape (n, 3) (and velocities ``v``, (n, 3)).
+
+    Args:
+        config: the mock's configuration.
+        ln_dust: ln ρ_dust grid (G, G, G); None regenerates it from ``config.seed`` (ignored,
+            and must be None, when ``config.dust`` is False).
+    """
+
+    def __init__(self, config: MockConfig, ln_dust: np.ndarray | None = None) -> None:
+        self.config = config
+        self.plummer = PlummerSphere(b=config.b, gm=config.gm, r_max=config.r_max, G=config.G)
+        self.magnitudes: MagnitudeSelection = config.selection()
+        self.dust: DustField | None = None
+        self._fraction: float | None = None
+        if config.dust:
+            if ln_dust is None:
+                ln_dust = gaussian_random_field(
+                    dust_seed(config.seed),
+                    config.dust_grid,
+                    extent=config.dust_extent,
+                    power_index=config.dust_power_index,
+                    mean=config.dust_mean,
+                    std=config.dust_std,
+                )
+            expected = (config.dust_grid,) * 3
+            if np.shape(ln_dust) != expected:
+                raise ValueError(f"ln_dust has shape {np.shape(ln_dust)}, config says {expected}")
+            self.dust = DustField(ln_dust, extent=config.dust_extent)
+        elif ln_dust is not None:
+            raise ValueError("ln_dust given for a dust-free configuration")
+
+    @property
+    def r_max(self) -> float:
+        """Truncation radius of the tracers (kpc)."""
+        return self.config.r_max
+
+    def potential(self, x: Points) -> Values:
+        """Φ(x), (km/s)²."""
+        return self.plummer.potential(x)
+
+    def acceleration(self, x: Points) -> Points:
+        """−∇Φ(x), (km/s)²/kpc."""
+        return self.plummer.acceleration(x)
+
+    def density(self, x: Points) -> Values:
+        """Mass density (M☉/kpc³)."""
+        return self.plummer.density(x)
+
+    def number_density(self, x: Points) -> Values:
+        """Intrinsic tracer pdf n(x) (kpc⁻³), normalised to 1 inside r_max."""
+        return self.plummer.number_density(x)
+
+    def log_df(self, x: Points, v: Points) -> Values:
+        """ln f(x, v), f normalised to 1 over r < r_max."""
+        return self.plummer.log_df(x, v)
+
+    def log_p_v_given_x(self, x: Points, v: Points) -> Values:
+        """ln p(v|x), normalised over v."""
+        return self.plummer.log_p_v_given_x(x, v)
+
+    def grad_log_p_v_given_x(self, x: Points, v: Points) -> tuple[Points, Points]:
+        """(∇_x ln p(v|x), ∇_v ln p(v|x)), kpc⁻¹ and (km/s)⁻¹."""
+        return self.plummer.grad_log_p_v_given_x(x, v)
+
+    def grad_log_f(self, x: Points, v: Points) -> tuple[Points, Points]:
+        """(∇_x ln f, ∇_v ln f), kpc⁻¹ and (km/s)⁻¹."""
+        return self.plummer.grad_log_f(x, v)
+
+    def dust_density(self, x: Points) -> Values:
+        """ρ_dust (mag/kpc); zeros without dust."""
+        if self.dust is None:
+            return np.zeros(len(_as_points(x)))
+        return self.dust.density(x)
+
+    def extinction(self, x: Points) -> Values:
+        """A(x) from the observer at the origin (mag), exact for the trilinear dust."""
+        if self.dust is None:
+            return np.zeros(len(_as_points(x)))
+        return self.dust.extinction(x)
+
+    def selection(self, x: Points) -> Values:
+        """S(x) = Φ_N((m_max − M̄ − μ − A)/σ_M) inside r_max, 0 outside."""
+        return self.magnitudes.probability(x, self.extinction(x) if self.dust else None)
+
+    def observed_density(self, x: Points) -> Values:
+        """Expected pdf of the observed stars, n(x) S(x) / ∫ n S (kpc⁻³)."""
+        return self.number_density(x) * self.selection(x) / self.observed_fraction()
+
+    def observed_fraction(self) -> float:
+        """∫ n S d³x, the expected fraction of drawn stars that are observed.
+
+        Monte Carlo over 2¹⁸ tracer positions (fixed seed, cached): relative error ~ 0.2 %.
+        """
+        if self._fraction is None:
+            x, _ = self.plummer.sample(12345, 2**18)
+            self._fraction = float(np.mean(self.selection(x)))
+        return self._fraction
