@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 COLORS = {"vanilla": "tab:red", "selection": "tab:orange", "conditional": "tab:blue"}
 LABELS = {
@@ -32,6 +33,15 @@ def _band(ax: Any, bins: Sequence[Mapping[str, Any]], color: str, label: str, lo
     ax.plot(mid, med, "o-", color=color, label=label, ms=3)
     if log_x:
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def _log_y(ax: Any) -> None:
+    """Log y axis when the plotted curves have positive values (else a warning and no plot)."""
+    ys = [np.asarray(line.get_ydata(), dtype=float) for line in ax.get_lines()]
+    ys = [y[np.isfinite(y)] for y in ys]
+    if ys and all(y.size and y.min() > 0 for y in ys):
+        ax.set_yscale("log")
 
 
 def _ref_lines(ax: Any, signed: bool) -> None:
@@ -54,7 +64,7 @@ def fig_residuals(
     """Fig. 2: Δln ρ vs r and vs S_true (median, 16/84 % band), per method; then Δln n / Δln S
     and the acceleration error vs r."""
     nm = len(methods)
-    fig = Figure(figsize=(4.0 * nm, 11.0))
+    fig = Figure(layout="constrained", figsize=(4.0 * nm, 11.0))
     axes = fig.subplots(4, nm, squeeze=False, sharey="row")
     for j, m in enumerate(methods):
         mm = metrics["methods"][m]
@@ -85,7 +95,8 @@ def fig_residuals(
             ax.set(xlabel="r [kpc]")
         ax = axes[3, j]
         _band(ax, mm["acc_rel_err"]["by_r"], c, m, False)
-        ax.set(xlabel="r [kpc]", ylabel=LABELS["acc_rel_err"], yscale="log")
+        ax.set(xlabel="r [kpc]", ylabel=LABELS["acc_rel_err"])
+        _log_y(ax)
         _ref_lines(ax, False)
     for ax in axes[0]:
         ax.set_ylim(-1, 1)
@@ -98,7 +109,7 @@ def fig_planes(maps: Mapping[str, np.ndarray], extent: float, path: Path, title:
     names = list(maps)
     ncol = min(3, len(names))
     nrow = -(-len(names) // ncol)
-    fig = Figure(figsize=(4.2 * ncol, 3.6 * nrow))
+    fig = Figure(layout="constrained", figsize=(4.2 * ncol, 3.6 * nrow))
     axes = np.atleast_1d(fig.subplots(nrow, ncol, squeeze=False)).ravel()
     for ax, name in zip(axes, names, strict=False):
         img = maps[name]
@@ -127,7 +138,7 @@ def fig_mock(
     maps: Mapping[str, np.ndarray], extent: float, stars_x: np.ndarray, path: Path
 ) -> Path:
     """Fig. 1: the mock - z = 0 maps of S_true and extinction, and the observed stars."""
-    fig = Figure(figsize=(13, 3.8))
+    fig = Figure(layout="constrained", figsize=(13, 3.8))
     axes = fig.subplots(1, len(maps) + 1, squeeze=False)[0]
     for ax, (name, img) in zip(axes, maps.items(), strict=False):
         im = ax.imshow(
@@ -160,7 +171,7 @@ def fig_mock(
 
 def fig_vdist(metrics: Mapping[str, Any], methods: Sequence[str], path: Path) -> Path:
     """Fig. 5: p(v|x) log-density residuals and DF-gradient errors vs S_true."""
-    fig = Figure(figsize=(13, 3.8))
+    fig = Figure(layout="constrained", figsize=(13, 3.8))
     axes = fig.subplots(1, 3, squeeze=False)[0]
     pv = metrics.get("p_v_given_x", {})
     if "dlnp" in pv:
@@ -172,9 +183,10 @@ def fig_vdist(metrics: Mapping[str, Any], methods: Sequence[str], path: Path) ->
         for ax, key in ((axes[1], "grad_v_rel_err"), (axes[2], "grad_x_rel_err")):
             if key in g:
                 _band(ax, g[key]["by_s"], COLORS[m], m, True)
-    axes[1].set(xlabel=r"$S_\mathrm{true}$", ylabel=LABELS["grad_v_rel_err"], yscale="log")
-    axes[2].set(xlabel=r"$S_\mathrm{true}$", ylabel=LABELS["grad_x_rel_err"], yscale="log")
+    axes[1].set(xlabel=r"$S_\mathrm{true}$", ylabel=LABELS["grad_v_rel_err"])
+    axes[2].set(xlabel=r"$S_\mathrm{true}$", ylabel=LABELS["grad_x_rel_err"])
     for ax in axes[1:]:
+        _log_y(ax)
         _ref_lines(ax, False)
         ax.legend(fontsize=8)
     fig.suptitle("Fig. 5 - velocity distribution and DF-gradient residuals vs selection")
@@ -183,7 +195,7 @@ def fig_vdist(metrics: Mapping[str, Any], methods: Sequence[str], path: Path) ->
 
 def fig_dustfree(metrics: Mapping[str, Any], path: Path) -> Path:
     """Fig. 6: the dust-free run - Δln n and the derived Δln S (= ln n_obs - ln n) vs r."""
-    fig = Figure(figsize=(9, 3.8))
+    fig = Figure(layout="constrained", figsize=(9, 3.8))
     axes = fig.subplots(1, 2, squeeze=False)[0]
     df = metrics["dustfree"]
     for ax, key, label in (
@@ -200,7 +212,7 @@ def fig_dustfree(metrics: Mapping[str, Any], path: Path) -> Path:
 
 def fig_profile(profiles: Mapping[str, Mapping[str, Any]], path: Path) -> Path:
     """Recovered ln ρ vs r per method (the report's figure when there is no truth)."""
-    fig = Figure(figsize=(5.5, 4))
+    fig = Figure(layout="constrained", figsize=(5.5, 4))
     ax = fig.subplots()
     for m, p in profiles.items():
         _band(ax, p["by_r"], COLORS[m], m, False)

@@ -90,7 +90,7 @@ def run_unit(
     Returns:
         The unit's result; ``outputs`` maps names to paths relative to ``directory``.
     """
-    key = stable_hash({"section": section, "inputs": dict(inputs)})
+    key = stable_hash({"unit": name, "section": section, "inputs": dict(inputs)})
     manifest = read_json(directory / MANIFEST)
     if not force and manifest is not None and manifest.get("key") == key:
         outs = manifest.get("outputs", {})
