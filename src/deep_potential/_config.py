@@ -171,17 +171,20 @@ def _parse_run(raw: Any) -> RunSection:
     return dataclasses.replace(run, methods=tuple(m for m in METHODS if m in methods))
 
 
-def _parse_mock(raw: Any) -> Any:
+def _parse_mock(raw: Any, seed: int) -> Any:
     import dp_mock
 
     raw = dict(raw or {})
     preset = raw.pop("preset", None)
     base: dict[str, Any] = {}
     if preset is not None:
+        make = getattr(dp_mock, "preset", None) or dp_mock.MockConfig.preset
         try:
-            base = dp_mock.MockConfig.preset(preset).to_dict()
+            base = make(preset).to_dict()
         except (ValueError, KeyError) as e:
             raise _fail("mock", f"key 'preset': {e}") from e
+    if "seed" not in raw:  # the mock's seed follows [run] seed unless [mock] sets its own
+        base["seed"] = seed
     return _package_config(dp_mock.MockConfig, {**base, **raw}, "mock")
 
 
@@ -241,7 +244,7 @@ def config_from_dict(d: Mapping[str, Any], *, base_dir: Path | str = ".") -> Pip
     if "data" in d and "mock" in d:
         raise ConfigError("[data] and [mock] are exclusive: [data] catalog replaces the mock")
     data = _parse_data(d["data"], Path(base_dir)) if "data" in d else None
-    mock = None if data is not None else _parse_mock(d.get("mock"))
+    mock = None if data is not None else _parse_mock(d.get("mock"), run.seed)
     spatial, cond, clip = _parse_flows(d.get("flows"))
     grads = _own_section(GradientsSection, d.get("gradients"), "gradients")
     _positive("gradients", grads, "n", "batch_size")

@@ -49,9 +49,7 @@ def make_mock(config: PipelineConfig, out: Path) -> dict[str, str]:
     """Generate the mock catalogue into ``out/catalog.h5``."""
     import dp_mock
 
-    path = dp_mock.generate_catalog(
-        config.mock, out / "catalog.h5", seed=derive_seed(config.run.seed, "mock"), progress=True
-    )
+    path = dp_mock.generate_catalog(config.mock, out / "catalog.h5", progress=True)
     dp_mock.read_catalog(path)  # validates shapes and finiteness
     return {"catalog": Path(path).name}
 

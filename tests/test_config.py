@@ -1,0 +1,100 @@
+"""Config validation: every typo or impossible value fails before any work, naming the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from deep_potential import ConfigError, config_from_dict, load_config
+from deep_potential._cli import main
+
+pytest.importorskip("dp_mock")
+pytest.importorskip("dp_flows")
+pytest.importorskip("dp_cbe")
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def _base() -> dict:
+    return {
+        "run": {"seed": 3, "methods": ["selection", "conditional"]},
+        "mock": {"preset": "demo", "n_observed": 4096},
+        "flows": {"spatial": {"width": 16}, "conditional": {"width": 16, "n_epochs": 2}},
+        "gradients": {"n": 1024},
+        "cbe": {"n_steps": 200, "conditional": {"lam_nobs": 0.0}},
+        "report": {"n_eval": 512},
+    }
+
+
+def test_valid_config_builds_package_configs() -> None:
+    cfg = config_from_dict(_base())
+    assert cfg.methods == ("selection", "conditional")
+    assert cfg.flows_needed == ("conditional", "spatial")
+    assert cfg.mock.n_observed == 4096
+    assert cfg.mock.seed == 3  # the mock's seed follows [run] seed
+    assert cfg.flow_conditional.n_epochs == 2
+    # shared [cbe] keys reach every method; per-method tables override them
+    assert cfg.cbe["selection"].n_steps == cfg.cbe["conditional"].n_steps == 200
+    assert set(cfg.cbe) == {"selection", "conditional"}
+
+
+@pytest.mark.parametrize(
+    ("section", "patch", "needle"),
+    [
+        (
+            "flows",
+            {"conditional": {"lerning_rate": 1e-3}},
+            "unknown key 'lerning_rate' in [flows.conditional]",
+        ),
+        ("flows", {"spatial": {"width": -4}}, "[flows.spatial]"),
+        ("flows", {"temporal": {}}, "unknown key 'temporal' in [flows]"),
+        ("mock", {"n_observd": 10}, "unknown key 'n_observd' in [mock]"),
+        ("mock", {"preset": "huge"}, "preset"),
+        ("mock", {"r_max": -1.0}, "r_max"),
+        ("cbe", {"n_stepz": 10}, "unknown key 'n_stepz' in [cbe]"),
+        ("cbe", {"selection": {"alpha": "one"}}, "[cbe.selection]"),
+        ("gradients", {"n": 0}, "'n' must be > 0"),
+        ("gradients", {"uniform_fraction": 1.5}, "uniform_fraction"),
+        ("gradients", {"n": 1.5}, "'n'"),
+        ("report", {"s_cut": 2.0}, "s_cut"),
+        ("report", {"n_evl": 3}, "unknown key 'n_evl' in [report]"),
+        ("run", {"methods": ["conditionl"]}, "unknown method 'conditionl'"),
+        ("run", {"methods": []}, "methods"),
+        ("run", {"seed": -1}, "seed"),
+    ],
+)
+def test_bad_key_or_value_names_it(section: str, patch: dict, needle: str) -> None:
+    d = _base()
+    d[section] = {**d.get(section, {}), **patch}
+    with pytest.raises(ConfigError) as e:
+        config_from_dict(d)
+    assert needle in str(e.value)
+
+
+def test_unknown_section_and_exclusive_data(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"unknown section \[flow\]"):
+        config_from_dict({**_base(), "flow": {}})
+    with pytest.raises(ConfigError, match="no such file"):
+        config_from_dict({"data": {"catalog": str(tmp_path / "missing.h5")}})
+    (tmp_path / "c.h5").write_bytes(b"")
+    with pytest.raises(ConfigError, match="exclusive"):
+        config_from_dict({**_base(), "data": {"catalog": str(tmp_path / "c.h5")}})
+
+
+def test_cli_fails_before_any_work(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[flows.conditional]\nlerning_rate = 1e-3\n")
+    out = tmp_path / "run"
+    assert main(["run", str(bad), "--out", str(out)]) == 2
+    assert "unknown key 'lerning_rate' in [flows.conditional]" in capsys.readouterr().err
+    assert not out.exists()  # nothing was created, let alone computed
+    bad.write_text("[run\nseed = 1\n")
+    assert main(["check", str(bad)]) == 2
+    assert "not valid TOML" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["demo.toml", "paper.toml", "paper-dustfree.toml"])
+def test_shipped_configs_validate(name: str) -> None:
+    cfg = load_config(CONFIGS / name)
+    assert set(cfg.methods) == {"vanilla", "selection", "conditional"}
