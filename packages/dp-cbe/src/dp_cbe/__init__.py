@@ -1,5 +1,23 @@
-"""Collisionless-Boltzmann potential solvers (vanilla, selection-function, conditional) for Deep Potential."""
+"""Collisionless-Boltzmann potential solvers (vanilla, selection-function, conditional).
+
+Hand dp-cbe gradients of ln f (or ln f_obs, or ln p(v|x)) from any density model and get back
+Φ, −∇Φ, ρ = ∇²Φ/4πG and n(x) or S(x). Public units: kpc, km/s, M☉.
+"""
 
 import importlib.metadata
+
+from ._config import FitConfig as FitConfig
+from ._fields import ScalarField as ScalarField
+from ._fields import grad_and_laplacian as grad_and_laplacian
+from ._fields import real_solid_harmonics as real_solid_harmonics
+from ._io import GradientSet as GradientSet
+from ._io import read_gradients as read_gradients
+from ._io import write_gradients as write_gradients
+from ._losses import METHODS as METHODS
+from ._losses import data_loss as data_loss
+from ._solution import PotentialSolution as PotentialSolution
+from ._solution import load_model as load_model
+from ._train import fit as fit
+from ._units import G as G
 
 __version__ = importlib.metadata.version("dp-cbe")

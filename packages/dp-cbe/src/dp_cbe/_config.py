@@ -1,0 +1,145 @@
+"""`FitConfig`: every knob of a potential fit, strict `from_dict`, TOML loading."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+from ._losses import LossSettings
+
+
+@dataclasses.dataclass(frozen=True)
+class FitConfig:
+    """Hyperparameters of a CBE potential fit (defaults: a CPU demo, ~2^16–2^17 samples).
+
+    Loss weights are in internal units (kpc, 100 km/s, G = 1) where the paper's α = β = λ = 1
+    are meaningful. Networks: Φ (``phi_*``), ln n (``n_*``, conditional) and ln S (``s_*``,
+    selection), each a ResNet of ``depth`` residual blocks of ``width`` units.
+
+    Attributes:
+        phi_width, phi_depth, phi_l_max: Φ network width, blocks, harmonic degree (0: none).
+        n_width, n_depth, n_l_max: ln n network (conditional variant).
+        s_width, s_depth, l_max: ln S network; ``l_max`` = its real-spherical-harmonic degree.
+        n_fourier: Fourier frequencies per axis fed to every network (0: none).
+        r_soft: softening (kpc) of the harmonic features' direction x/√(|x|²+r_soft²).
+        alpha, beta, lam: asinh scales of the residual and negative-density penalties, weight λ.
+        lam_s: weight of λ_S (ln S)² (selection). lam_nobs: weight of (ln n − ln n_obs)²
+            (conditional; needs ``ln_n_obs`` in the gradient set when non-zero).
+        l2: weight of the mean squared network weights (per network).
+        log_loss: minimise ln⟨L⟩ instead of ⟨L⟩.
+        batch_size: samples per step (split across devices; a multiple of their number).
+        n_steps: optimiser steps. learning_rate: peak AdamW rate (cosine decay to
+            ``final_lr_fraction`` of it after ``warmup_steps`` linear warm-up).
+        weight_decay: AdamW decoupled weight decay. grad_clip: global-norm clip (0: none).
+        val_fraction: held-out fraction for best-model selection.
+        eval_every: steps between validation evaluations (and progress updates).
+        val_batches: at most this many validation batches per evaluation.
+        checkpoint_every: steps between checkpoints in out_dir (a multiple of eval_every).
+        n_devices: devices for data parallelism (None: all local devices).
+    """
+
+    phi_width: int = 128
+    phi_depth: int = 2
+    phi_l_max: int = 0
+    n_width: int = 64
+    n_depth: int = 2
+    n_l_max: int = 0
+    s_width: int = 64
+    s_depth: int = 2
+    l_max: int = 4
+    n_fourier: int = 0
+    r_soft: float = 1.0
+    alpha: float = 1.0
+    beta: float = 1.0
+    lam: float = 1.0
+    lam_s: float = 0.0
+    lam_nobs: float = 0.0
+    l2: float = 0.0
+    log_loss: bool = False
+    batch_size: int = 1024
+    n_steps: int = 4000
+    learning_rate: float = 2e-3
+    warmup_steps: int = 100
+    final_lr_fraction: float = 0.0
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    val_fraction: float = 0.25
+    eval_every: int = 250
+    val_batches: int = 8
+    checkpoint_every: int = 1000
+    n_devices: int | None = None
+
+    def __post_init__(self) -> None:
+        positive_int = (
+            "phi_width", "phi_depth", "n_width", "n_depth", "s_width", "s_depth",
+            "batch_size", "n_steps", "eval_every", "val_batches", "checkpoint_every",
+        )  # fmt: skip
+        for name in positive_int:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"FitConfig.{name} must be a positive integer, got {value!r}")
+        for name in ("phi_l_max", "n_l_max", "l_max", "n_fourier", "warmup_steps"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"FitConfig.{name} must be an integer ≥ 0, got {value!r}")
+        for name in ("alpha", "beta", "r_soft", "learning_rate"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"FitConfig.{name} must be > 0, got {getattr(self, name)!r}")
+        for name in ("lam", "lam_s", "lam_nobs", "l2", "weight_decay", "grad_clip"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"FitConfig.{name} must be ≥ 0, got {getattr(self, name)!r}")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ValueError(f"FitConfig.val_fraction must be in (0, 1), got {self.val_fraction}")
+        if not 0.0 <= self.final_lr_fraction <= 1.0:
+            raise ValueError(
+                f"FitConfig.final_lr_fraction must be in [0, 1], got {self.final_lr_fraction}"
+            )
+        if self.warmup_steps >= self.n_steps:
+            raise ValueError("FitConfig.warmup_steps must be smaller than n_steps")
+        if self.checkpoint_every % self.eval_every:
+            raise ValueError("FitConfig.checkpoint_every must be a multiple of eval_every")
+        if self.n_devices is not None and (
+            not isinstance(self.n_devices, int) or self.n_devices < 1
+        ):
+            raise ValueError(f"FitConfig.n_devices must be None or ≥ 1, got {self.n_devices!r}")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FitConfig:
+        """Build from a dict; unknown keys and impossible values raise `ValueError`."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"unknown FitConfig key(s): {', '.join(unknown)}")
+        return cls(**d)
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> FitConfig:
+        """Load from a TOML file (top-level keys, or a ``[fit]`` table)."""
+        with open(path, "rb") as fh:
+            d = tomllib.load(fh)
+        if set(d) == {"fit"} and isinstance(d["fit"], dict):
+            d = d["fit"]
+        return cls.from_dict(d)
+
+    def to_dict(self) -> dict[str, Any]:
+        """All fields as a plain (JSON-serialisable) dict."""
+        return dataclasses.asdict(self)
+
+    def loss_settings(self) -> LossSettings:
+        """The loss hyperparameters as a hashable tuple."""
+        return LossSettings(
+            alpha=float(self.alpha),
+            beta=float(self.beta),
+            lam=float(self.lam),
+            lam_s=float(self.lam_s),
+            lam_nobs=float(self.lam_nobs),
+            l2=float(self.l2),
+            log_loss=bool(self.log_loss),
+        )

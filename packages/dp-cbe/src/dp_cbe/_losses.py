@@ -1,0 +1,143 @@
+"""CBE residuals and losses for the three variants (DESIGN.md §4), in internal units.
+
+r ≡ ∂ln f/∂t = ∇Φ·∇_v ln f − v·∇_x ln f          (vanilla; gradients of ln f)
+r = ∇Φ·∇_v ln f_obs − v·∇_x ln f_obs + v·∇ln S      (selection; gradients of ln f_obs)
+r = ∇Φ·∇_v ln p − v·(∇_x ln p + ∇ln n)              (conditional; gradients of ln p(v|x))
+
+L = α⁻¹ asinh(α|r|) + λ β⁻¹ asinh(β max(−∇²Φ, 0)) [+ λ_S (ln S)²] [+ λ_nobs (ln n − ln n_obs)²],
+averaged over samples (or ln of that average), plus l2 · mean squared weights per network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, Scalar
+
+from ._fields import ScalarField, grad_and_laplacian, weight_l2
+
+METHODS: tuple[str, ...] = ("vanilla", "selection", "conditional")
+DENSITY_OF_METHOD: dict[str, str] = {
+    "vanilla": "f",
+    "selection": "f_obs",
+    "conditional": "p_v_given_x",
+}
+
+
+class Batch(NamedTuple):
+    """A minibatch in internal units: x (b,3) kpc, v (b,3) 100 km/s, gradients, ln n_obs (b,)."""
+
+    x: Float[Array, "b 3"]
+    v: Float[Array, "b 3"]
+    dlnf_dx: Float[Array, "b 3"]
+    dlnf_dv: Float[Array, "b 3"]
+    ln_n_obs: Float[Array, " b"]
+
+
+class LossSettings(NamedTuple):
+    """Loss hyperparameters (hashable, so usable as a static jit argument)."""
+
+    alpha: float = 1.0
+    beta: float = 1.0
+    lam: float = 1.0
+    lam_s: float = 0.0
+    lam_nobs: float = 0.0
+    l2: float = 0.0
+    log_loss: bool = False
+
+
+class CBEModel(eqx.Module):
+    """The trainable fields of one variant: Φ and (ln S | ln n | nothing)."""
+
+    phi: ScalarField
+    aux: ScalarField | None
+    method: str = eqx.field(static=True)
+
+
+def residual(
+    dphi: Float[Array, 3],
+    v: Float[Array, 3],
+    dlnf_dx: Float[Array, 3],
+    dlnf_dv: Float[Array, 3],
+    daux: Float[Array, 3] | None,
+    method: str,
+) -> Scalar:
+    """CBE residual r for one sample (internal units; see module docstring for the signs)."""
+    r = jnp.dot(dphi, dlnf_dv) - jnp.dot(v, dlnf_dx)
+    if method == "selection":
+        assert daux is not None
+        r = r + jnp.dot(v, daux)
+    elif method == "conditional":
+        assert daux is not None
+        r = r - jnp.dot(v, daux)
+    return r
+
+
+def sample_terms(
+    phi: Callable[[Float[Array, 3]], Scalar],
+    aux: Callable[[Float[Array, 3]], Scalar] | None,
+    method: str,
+    settings: LossSettings,
+    x: Float[Array, 3],
+    v: Float[Array, 3],
+    dlnf_dx: Float[Array, 3],
+    dlnf_dv: Float[Array, 3],
+    ln_n_obs: Scalar,
+) -> tuple[Scalar, Scalar, Scalar]:
+    """Per-sample (CBE term, negative-density term, auxiliary-field term)."""
+    _, dphi, lap = grad_and_laplacian(phi, x)
+    daux = None
+    extra = jnp.zeros((), x.dtype)
+    if method != "vanilla":
+        if aux is None:
+            raise ValueError(f"method {method!r} needs an auxiliary field (ln S or ln n)")
+        a, daux = jax.value_and_grad(aux)(x)
+        if method == "selection" and settings.lam_s != 0.0:
+            extra = settings.lam_s * a**2
+        if method == "conditional" and settings.lam_nobs != 0.0:
+            extra = settings.lam_nobs * (a - ln_n_obs) ** 2
+    r = residual(dphi, v, dlnf_dx, dlnf_dv, daux, method)
+    cbe = jnp.arcsinh(settings.alpha * jnp.abs(r)) / settings.alpha
+    neg = settings.lam * jnp.arcsinh(settings.beta * jnp.maximum(-lap, 0.0)) / settings.beta
+    return cbe, neg, extra
+
+
+def data_loss(
+    phi: Callable[[Float[Array, 3]], Scalar],
+    aux: Callable[[Float[Array, 3]], Scalar] | None,
+    method: str,
+    settings: LossSettings,
+    batch: Batch,
+) -> tuple[Scalar, Float[Array, 3]]:
+    """⟨L⟩ over a batch (no weight penalty) and the means of its three terms.
+
+    Works with any callables for Φ (internal potential) and the auxiliary field, so the
+    analytic truth can be plugged in: the loss of the truth is 0.
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
+
+    def one(x: Array, v: Array, dx: Array, dv: Array, nobs: Array) -> Array:
+        return jnp.stack(sample_terms(phi, aux, method, settings, x, v, dx, dv, nobs))
+
+    terms = jax.vmap(one)(batch.x, batch.v, batch.dlnf_dx, batch.dlnf_dv, batch.ln_n_obs)
+    parts = jnp.mean(terms, axis=0)
+    return jnp.sum(parts), parts
+
+
+def model_loss(model: CBEModel, settings: LossSettings, batch: Batch) -> tuple[Scalar, Array]:
+    """Training objective: ⟨L⟩ (or ln⟨L⟩) + l2 · mean squared weights of each network.
+
+    Returns the objective and aux = [⟨L⟩, ⟨cbe⟩, ⟨neg⟩, ⟨extra⟩].
+    """
+    mean_l, parts = data_loss(model.phi, model.aux, model.method, settings, batch)
+    obj = jnp.log(mean_l) if settings.log_loss else mean_l
+    if settings.l2 != 0.0:
+        obj = obj + settings.l2 * weight_l2(model.phi)
+        if model.aux is not None:
+            obj = obj + settings.l2 * weight_l2(model.aux)
+    return obj, jnp.concatenate([mean_l[None], parts])

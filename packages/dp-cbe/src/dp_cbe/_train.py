@@ -1,0 +1,260 @@
+"""`fit`: train Φ (and ln n or ln S) on a `GradientSet` — AdamW, cosine decay, data parallel."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from tqdm.auto import tqdm
+
+from ._config import FitConfig
+from ._io import GradientSet, atomic_write, read_gradients
+from ._losses import DENSITY_OF_METHOD, METHODS, Batch, data_loss, model_loss
+from ._solution import MODEL_SCHEMA, PotentialSolution, build_model, save_model
+from ._units import dlnf_dv_to_internal, velocity_to_internal
+
+_METHOD_OF_DENSITY = {d: m for m, d in DENSITY_OF_METHOD.items()}
+
+
+def resolve_method(method: str | None, density: str) -> str:
+    """The method for gradients of ``density``; an explicit mismatching method is an error."""
+    if method is None:
+        return _METHOD_OF_DENSITY[density]
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
+    if DENSITY_OF_METHOD[method] != density:
+        raise ValueError(
+            f"method {method!r} needs gradients of {DENSITY_OF_METHOD[method]!r}, but the "
+            f"gradients are of {density!r}; use method {_METHOD_OF_DENSITY[density]!r}"
+        )
+    return method
+
+
+def _hyperparameters(method: str, cfg: FitConfig, x: np.ndarray, v: np.ndarray) -> dict[str, Any]:
+    mean = [float(m) for m in x.mean(axis=0)]
+    scale = float(x.std())
+    common = {"in_mean": mean, "in_scale": scale, "r_soft": cfg.r_soft, "n_fourier": cfg.n_fourier,
+              "period": float(4.0 * np.abs(x).max())}  # fmt: skip
+    # Φ varies by ~ the velocity dispersion squared over the tracers' extent (virial).
+    phi = dict(common, width=cfg.phi_width, depth=cfg.phi_depth, l_max=cfg.phi_l_max,
+               out_scale=float(np.mean(np.sum(v * v, axis=1)) / 3.0))  # fmt: skip
+    aux = None
+    if method == "selection":
+        aux = dict(common, width=cfg.s_width, depth=cfg.s_depth, l_max=cfg.l_max, out_scale=1.0)
+    elif method == "conditional":
+        aux = dict(common, width=cfg.n_width, depth=cfg.n_depth, l_max=cfg.n_l_max, out_scale=1.0)
+    return {"schema": MODEL_SCHEMA, "method": method, "phi": phi, "aux": aux,
+            "units": "internal: kpc, 100 km/s, G=1", "config": cfg.to_dict()}  # fmt: skip
+
+
+def _fingerprint(method: str, cfg: FitConfig, seed: int, gs: GradientSet) -> str:
+    h = hashlib.sha256(json.dumps([method, cfg.to_dict(), seed, len(gs)]).encode())
+    for a in (gs.x, gs.v, gs.dlnf_dx, gs.dlnf_dv):
+        h.update(np.ascontiguousarray(a[:: max(1, len(a) // 997)]).tobytes())
+    return h.hexdigest()[:16]
+
+
+def fit(
+    gradients: GradientSet | str | Path,
+    method: str | None = None,
+    *,
+    config: FitConfig | None = None,
+    seed: int = 0,
+    out_dir: str | Path | None = None,
+    progress: bool = True,
+) -> PotentialSolution:
+    """Fit Φ (and ln n or ln S) so that the stationary CBE holds on the given gradients.
+
+    Args:
+        gradients: a `GradientSet` or the path of a ``gradients.h5``.
+        method: ``vanilla`` | ``selection`` | ``conditional``; None picks it from the
+            gradients' ``density`` (f | f_obs | p_v_given_x).
+        config: hyperparameters (default `FitConfig()`).
+        seed: the only source of randomness (initialisation, split, minibatch order).
+        out_dir: if given, checkpoints go to ``out_dir/checkpoint`` (and a run resumes from
+            them), and the best model is saved there.
+        progress: show a tqdm progress bar with the losses.
+
+    Returns:
+        The model with the lowest validation loss, as a `PotentialSolution`.
+
+    Raises:
+        FloatingPointError: the loss became non-finite (the message says what to change).
+
+    Example:
+        >>> sol = dp_cbe.fit("gradients.h5", out_dir="model")  # doctest: +SKIP
+        >>> sol.acceleration(np.zeros((1, 3)))
+    """
+    return _fit(gradients, method, config=config, seed=seed, out_dir=out_dir, progress=progress)
+
+
+def _fit(
+    gradients: GradientSet | str | Path,
+    method: str | None,
+    *,
+    config: FitConfig | None,
+    seed: int,
+    out_dir: str | Path | None,
+    progress: bool,
+    stop_after: int | None = None,
+) -> PotentialSolution:
+    gs = gradients if isinstance(gradients, GradientSet) else read_gradients(gradients)
+    cfg = FitConfig() if config is None else config
+    method = resolve_method(method, gs.density)
+    settings = cfg.loss_settings()
+    if settings.lam_nobs > 0 and gs.ln_n_obs is None:
+        raise ValueError("lam_nobs > 0 needs ln_n_obs in the gradient set")
+
+    devices = jax.devices()[: cfg.n_devices] if cfg.n_devices else jax.devices()
+    n_dev = len(devices)
+    if cfg.batch_size % n_dev:
+        raise ValueError(f"batch_size {cfg.batch_size} is not a multiple of {n_dev} devices")
+    mesh = Mesh(np.array(devices), ("batch",))
+    rep = NamedSharding(mesh, PartitionSpec())
+    shard = NamedSharding(mesh, PartitionSpec("batch"))
+
+    # Internal units, float32; 75/25 split from the seed.
+    cols = [gs.x, velocity_to_internal(gs.v), gs.dlnf_dx, dlnf_dv_to_internal(gs.dlnf_dv),
+            gs.ln_n_obs if gs.ln_n_obs is not None else np.zeros(len(gs))]  # fmt: skip
+    cols = [np.asarray(c, np.float32) for c in cols]
+    perm = np.random.default_rng([seed, 0]).permutation(len(gs))
+    n_val = round(cfg.val_fraction * len(gs))
+    tr, va = perm[n_val:], perm[:n_val]
+    n_tr = len(tr)
+    val_bs = min(cfg.batch_size, n_val) // n_dev * n_dev
+    if n_tr < cfg.batch_size or val_bs == 0:
+        raise ValueError(
+            f"{len(gs)} samples give {n_tr} training / {n_val} validation samples; need at "
+            f"least batch_size={cfg.batch_size} for training and {n_dev} for validation"
+        )
+    n_vb = min(cfg.val_batches, n_val // val_bs)
+    train = Batch(*(jax.device_put(c[tr], rep) for c in cols))
+    val = Batch(*(jax.device_put(c[va[: n_vb * val_bs]].reshape(n_vb, val_bs, *c.shape[1:]),
+                                 rep) for c in cols))  # fmt: skip
+
+    hyper = _hyperparameters(method, cfg, cols[0][tr], cols[1][tr])
+    model = build_model(hyper, key=jax.random.PRNGKey(seed))
+    params, static = eqx.partition(model, eqx.is_inexact_array)
+    schedule = optax.warmup_cosine_decay_schedule(
+        0.0, cfg.learning_rate, cfg.warmup_steps, cfg.n_steps,
+        end_value=cfg.learning_rate * cfg.final_lr_fraction,
+    )  # fmt: skip
+    chain = [optax.clip_by_global_norm(cfg.grad_clip)] if cfg.grad_clip > 0 else []
+    opt = optax.chain(*chain, optax.adamw(schedule, weight_decay=cfg.weight_decay))
+    opt_state = opt.init(params)
+
+    state = {"step": 0, "best_val": math.inf, "best_step": -1,
+             "history": {"step": [], "train_loss": [], "val_loss": [], "learning_rate": []}}  # fmt: skip
+    best = params
+    ckpt = Path(out_dir) / "checkpoint" if out_dir is not None else None
+    fp = _fingerprint(method, cfg, seed, gs)
+    if ckpt is not None and (ckpt / "state.json").exists():
+        saved = json.loads((ckpt / "state.json").read_text())
+        if saved.get("fingerprint") != fp:
+            raise ValueError(
+                f"{ckpt} holds a checkpoint of a different fit (config, seed or data differ); "
+                "use a fresh out_dir or delete that folder"
+            )
+        params, opt_state, best = eqx.tree_deserialise_leaves(
+            ckpt / saved["file"], (params, opt_state, best)
+        )
+        state = saved
+    params, opt_state, best = jax.device_put((params, opt_state, best), rep)
+
+    def objective(p: Any, batch: Batch) -> tuple[jax.Array, jax.Array]:
+        return model_loss(eqx.combine(p, static), settings, batch)
+
+    @eqx.filter_jit
+    def run_chunk(p: Any, o: Any, train: Batch, idx: jax.Array) -> tuple[Any, Any, jax.Array]:
+        def body(carry: tuple[Any, Any], ib: jax.Array) -> tuple[tuple[Any, Any], jax.Array]:
+            p, o = carry
+            batch = jax.lax.with_sharding_constraint(Batch(*(a[ib] for a in train)), shard)
+            (_, aux), g = jax.value_and_grad(objective, has_aux=True)(p, batch)
+            updates, o = opt.update(g, o, p)
+            return (eqx.apply_updates(p, updates), o), aux
+
+        (p, o), auxs = jax.lax.scan(body, (p, o), idx)
+        return p, o, auxs
+
+    @eqx.filter_jit
+    def val_loss(p: Any, val: Batch) -> jax.Array:
+        m = eqx.combine(p, static)
+
+        def one(batch: Batch) -> jax.Array:
+            batch = jax.lax.with_sharding_constraint(batch, shard)
+            return data_loss(m.phi, m.aux, method, settings, batch)[0]
+
+        return jnp.mean(jax.lax.map(one, val))
+
+    spe = n_tr // cfg.batch_size
+
+    def indices(s0: int, k: int) -> np.ndarray:
+        out = np.empty((k, cfg.batch_size), np.int32)
+        for i, s in enumerate(range(s0, s0 + k)):
+            e, pos = divmod(s, spe)
+            order = np.random.default_rng([seed, 1, e]).permutation(n_tr)
+            out[i] = order[pos * cfg.batch_size : (pos + 1) * cfg.batch_size]
+        return out
+
+    bar = tqdm(total=cfg.n_steps, initial=state["step"], disable=not progress,
+               desc=f"dp-cbe {method}", dynamic_ncols=True)  # fmt: skip
+    try:
+        while state["step"] < cfg.n_steps:
+            s0 = state["step"]
+            k = min(cfg.eval_every, cfg.n_steps - s0)
+            params, opt_state, auxs = run_chunk(params, opt_state, train, indices(s0, k))
+            vl = float(val_loss(params, val))
+            tl = float(np.mean(np.asarray(auxs)[:, 0]))
+            if not (np.isfinite(np.asarray(auxs)).all() and np.isfinite(vl)):
+                raise FloatingPointError(
+                    f"dp-cbe {method}: non-finite loss between steps {s0} and {s0 + k} "
+                    f"(train {tl}, validation {vl}). Lower learning_rate (now "
+                    f"{cfg.learning_rate}) or grad_clip, check the gradients file for extreme "
+                    "values (drop samples near the edge of the density model's support), or "
+                    "set log_loss=False."
+                )
+            state["step"] = s0 + k
+            h = state["history"]
+            h["step"].append(state["step"])
+            h["train_loss"].append(tl)
+            h["val_loss"].append(vl)
+            h["learning_rate"].append(float(schedule(state["step"])))
+            if vl < state["best_val"]:
+                state["best_val"], state["best_step"], best = vl, state["step"], params
+            bar.update(k)
+            bar.set_postfix(loss=f"{tl:.4g}", val=f"{vl:.4g}", best=f"{state['best_val']:.4g}")
+            done = state["step"] >= cfg.n_steps
+            if ckpt is not None and (done or state["step"] % cfg.checkpoint_every == 0):
+                _checkpoint(ckpt, (params, opt_state, best), dict(state, fingerprint=fp))
+            if stop_after is not None and state["step"] >= stop_after and not done:
+                raise KeyboardInterrupt(f"stopped after step {state['step']} (test hook)")
+    finally:
+        bar.close()
+
+    final = eqx.combine(jax.device_get(best), static)
+    history = dict(state["history"], best_step=state["best_step"], best_val=state["best_val"])
+    solution = PotentialSolution(final, hyper, history)
+    if out_dir is not None:
+        save_model(final, hyper, out_dir, history=history)
+    return solution
+
+
+def _checkpoint(ckpt: Path, trees: tuple[Any, Any, Any], state: dict[str, Any]) -> None:
+    """Write the trees under a step-named file, then the JSON pointing at it (crash-safe)."""
+    ckpt.mkdir(parents=True, exist_ok=True)
+    name = f"state-{state['step']:08d}.eqx"
+    atomic_write(ckpt / name, lambda p: eqx.tree_serialise_leaves(p, trees))
+    text = json.dumps(dict(state, file=name))
+    atomic_write(ckpt / "state.json", lambda p: p.write_text(text))
+    for old in ckpt.glob("state-*.eqx"):
+        if old.name != name:
+            old.unlink(missing_ok=True)
