@@ -52,7 +52,7 @@ def gaussian_random_field(
     keep = (k > 0) & (k <= k_nyquist)
     amp = np.zeros_like(k)
     amp[keep] = k[keep] ** (0.5 * power_index)
-    field_ = np.fft.irfftn(white_k * amp, s=(n, n, n))
+    field_ = np.fft.irfftn(white_k * amp, s=(n, n, n), axes=(0, 1, 2))
     field_ = (field_ - field_.mean()) / field_.std()
     return mean + std * field_
 
