@@ -98,7 +98,16 @@ def write_report_md(
                         *_table(mm[key]["by_r"], "r", " kpc"),
                         "",
                     ]
-            for key, g in mm.get("gradients", {}).items():
+            gms = mm.get("gradients", {})
+            if "frac_outside_support" in gms:
+                L += [
+                    f"Gradient samples outside the truth's support (unbound or r > r_max): "
+                    f"{100 * gms['frac_outside_support']:.2f} %.",
+                    "",
+                ]
+            for key, g in gms.items():
+                if not isinstance(g, dict):
+                    continue
                 L += [
                     f"Gradient-set {key}: median {g['all']['median']:.3g}, "
                     f"84 % {g['all']['p84']:.3g}.",

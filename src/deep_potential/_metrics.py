@@ -138,15 +138,28 @@ def gradient_residuals(gradients: Mapping[str, np.ndarray], truth: Any) -> dict[
     """
     x, v = np.asarray(gradients["x"]), np.asarray(gradients["v"])
     density = str(gradients["density"])
-    gx_p, gv_p = (np.asarray(a, dtype=np.float64) for a in truth.grad_log_p_v_given_x(x, v))
-    out = {"s_true": np.asarray(truth.selection(x), dtype=np.float64)}
+    n = len(x)
+    # the truth is defined for bound orbits inside r_max only; flow samples may stray outside
+    ok = (0.5 * (v**2).sum(axis=1) + np.asarray(truth.potential(x)) < 0) & (
+        np.linalg.norm(x, axis=1) < truth.r_max
+    )
+    out = {"s_true": np.full(n, np.nan), "frac_outside_support": np.array(1.0 - ok.mean())}
+    out["s_true"][ok] = np.asarray(truth.selection(x[ok]), dtype=np.float64)
+    xo, vo = x[ok], v[ok]
+    gx_p, gv_p = (np.asarray(a, dtype=np.float64) for a in truth.grad_log_p_v_given_x(xo, vo))
     with np.errstate(invalid="ignore", divide="ignore"):
-        out["grad_v_rel_err"] = _rel(np.asarray(gradients["dlnf_dv"]), gv_p)
+        out["grad_v_rel_err"] = _fill(ok, _rel(np.asarray(gradients["dlnf_dv"])[ok], gv_p))
         if density == "p_v_given_x":
-            out["grad_x_rel_err"] = _rel(np.asarray(gradients["dlnf_dx"]), gx_p)
+            out["grad_x_rel_err"] = _fill(ok, _rel(np.asarray(gradients["dlnf_dx"])[ok], gx_p))
         elif density == "f":
-            gx_f = np.asarray(truth.grad_log_f(x, v)[0], dtype=np.float64)
-            out["grad_x_rel_err"] = _rel(np.asarray(gradients["dlnf_dx"]), gx_f)
+            gx_f = np.asarray(truth.grad_log_f(xo, vo)[0], dtype=np.float64)
+            out["grad_x_rel_err"] = _fill(ok, _rel(np.asarray(gradients["dlnf_dx"])[ok], gx_f))
+    return out
+
+
+def _fill(ok: np.ndarray, values: np.ndarray) -> np.ndarray:
+    out = np.full(ok.shape, np.nan)
+    out[ok] = values
     return out
 
 

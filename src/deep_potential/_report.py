@@ -90,7 +90,7 @@ def make_report(
                 mm[key] = M.binned_both(res[key], r, s_true, r_edges, s_edges)
         if truth is not None:
             g = M.gradient_residuals(_read_gradients(gradient_files[m]), truth)
-            gm: dict[str, Any] = {}
+            gm: dict[str, Any] = {"frac_outside_support": float(g["frac_outside_support"])}
             for key in ("grad_v_rel_err", "grad_x_rel_err"):
                 if key in g:
                     gm[key] = {
@@ -112,7 +112,7 @@ def make_report(
                 fields["conditional"], flow_dirs, truth, x, r, r_edges, rng, rep.n_logp
             )
     if rep.figures:
-        files |= _figures(config, out, metrics, truth, models, stars, r_max)
+        files |= _figures(config, out, metrics, truth, models, stars, r_max, catalog)
     write_json_atomic(out / "metrics.json", metrics)
     files["metrics"] = "metrics.json"
     write_report_md(out / "report.md", config, metrics, files)
@@ -176,6 +176,7 @@ def _figures(
     models: Mapping[str, Any],
     stars: Mapping[str, np.ndarray],
     r_max: float,
+    catalog: Path,
 ) -> dict[str, str]:
     files: dict[str, str] = {}
     methods = list(models)
@@ -188,17 +189,23 @@ def _figures(
 
     maps: dict[str, np.ndarray] = {}
     if truth is not None:
+        import dp_mock
+
         ln_s_true = M.safe_log(truth.selection(pts))
         ln_n_true = M.safe_log(truth.number_density(pts))
-        F.fig_mock(
-            {
-                "S_true (z=0)": np.exp(img(ln_s_true)),
-                "A(x) [mag] (z=0)": img(np.asarray(truth.extinction(pts), dtype=np.float64)),
-            },
-            r_max,
-            stars["x"],
-            out / "fig1_mock.png",
-        )
+        plot_truth = getattr(dp_mock, "plot_truth", None)  # dp-mock's own Fig. 1, if public
+        if plot_truth is not None:
+            plot_truth(catalog, out / "fig1_mock.png")
+        else:
+            F.fig_mock(
+                {
+                    "S_true (z=0)": np.exp(img(ln_s_true)),
+                    "A(x) [mag] (z=0)": img(np.asarray(truth.extinction(pts), dtype=np.float64)),
+                },
+                r_max,
+                stars["x"],
+                out / "fig1_mock.png",
+            )
         files["fig1"] = "fig1_mock.png"
         F.fig_residuals(metrics, methods, out / "fig2_residuals.png", config.report.s_cut)
         files["fig2"] = "fig2_residuals.png"
