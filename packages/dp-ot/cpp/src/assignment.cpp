@@ -112,28 +112,27 @@ int AssignmentSolver::solve_square_dense(const double* cost, int64_t n, int64_t*
     return kOk;
   }
   std::vector<int64_t> matches(n, 0);
-  // Column reduction: v_j = min_i c_ij, tentatively assign each column to its argmin row
-  // (last column first, as in Jonker & Volgenant).
+  std::vector<int64_t> imin(n, 0);
+  const detail::RowMin2Fn rowmin2 = detail::rowmin2_kernel();
+  // Column reduction: v_j = min_i c_ij (first such row), scanned row by row so it vectorizes.
+  std::copy(cost, cost + n, v_.begin());
+  for (int64_t i = 1; i < n; ++i) {
+    const double* row = cost + i * n;
+    double* vv = v_.data();
+    int64_t* im = imin.data();
+    for (int64_t j = 0; j < n; ++j) {
+      const bool lt = row[j] < vv[j];
+      vv[j] = lt ? row[j] : vv[j];
+      im[j] = lt ? i : im[j];
+    }
+  }
+  // Tentatively assign each column to its argmin row, last column first (Jonker & Volgenant);
+  // a row reached by several columns keeps the last one visited.
   for (int64_t j = n - 1; j >= 0; --j) {
-    double mn = cost[j];
-    int64_t imin = 0;
-    for (int64_t i = 1; i < n; ++i) {
-      const double c = cost[i * n + j];
-      if (c < mn) {
-        mn = c;
-        imin = i;
-      }
-    }
-    v_[j] = mn;
-    if (++matches[imin] == 1) {
-      col4row_[imin] = j;
-      row4col_[j] = imin;
-    } else if (matches[imin] > 1 && col4row_[imin] > j) {
-      // keep the row on one column only: the later-visited (smaller j) column wins
-      row4col_[col4row_[imin]] = -1;
-      col4row_[imin] = j;
-      row4col_[j] = imin;
-    }
+    const int64_t r = imin[j];
+    if (++matches[r] > 1) row4col_[col4row_[r]] = -1;
+    col4row_[r] = j;
+    row4col_[j] = r;
   }
   // Reduction transfer: rows matched once move their slack onto their column's dual.
   int64_t nfree = 0;
@@ -142,9 +141,10 @@ int AssignmentSolver::solve_square_dense(const double* cost, int64_t n, int64_t*
       free_[nfree++] = i;
     } else if (matches[i] == 1) {
       const int64_t j1 = col4row_[i];
-      double mn = kInf;
-      for (int64_t j = 0; j < n; ++j)
-        if (j != j1) mn = std::min(mn, cost[i * n + j] - v_[j]);
+      double m1, m2;
+      int64_t a1, a2;
+      rowmin2(cost + i * n, v_.data(), n, &m1, &a1, &m2, &a2);
+      const double mn = a1 == j1 ? m2 : m1;  // min over j != j1 of c_ij - v_j
       v_[j1] -= mn - (cost[i * n + j1] - v_[j1]);
     }
   }
@@ -153,7 +153,6 @@ int AssignmentSolver::solve_square_dense(const double* cost, int64_t n, int64_t*
   // c_ik - v_k >= 0 = c_ij - v_j for all k since v_k <= c_ik).
   // Augmenting row reduction, capped: an auction with zero increment on ties can cycle, and
   // unbounded it costs more than it saves, so stop after a fixed budget of row scans.
-  const detail::RowMin2Fn rowmin2 = detail::rowmin2_kernel();
   const int64_t budget = 4 * n;
   int64_t scans = 0;
   for (int pass = 0; pass < 2 && nfree > 0 && scans < budget; ++pass) {

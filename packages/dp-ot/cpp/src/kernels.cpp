@@ -130,6 +130,70 @@ __attribute__((target("avx2"))) int64_t relax_avx2(const double* c, const double
   *dmin = best;
   return arg;
 }
+
+__attribute__((target("avx2"))) void rowmin2_avx2(const double* c, const double* v, int64_t n,
+                                                   double* m1, int64_t* j1, double* m2,
+                                                   int64_t* j2) {
+  // Per lane: smallest (first index) and smallest among the others (first index), then an
+  // exact merge, so the result equals rowmin2_portable's.
+  const __m256d inf = _mm256_set1_pd(kInf);
+  const __m256d four = _mm256_set1_pd(4.0);
+  __m256d a = inf, b = inf, ia = _mm256_setzero_pd(), ib = ia;
+  __m256d idx = _mm256_setr_pd(0.0, 1.0, 2.0, 3.0);
+  int64_t k = 0;
+  for (; k + 4 <= n; k += 4) {
+    const __m256d h = _mm256_sub_pd(_mm256_loadu_pd(c + k), _mm256_loadu_pd(v + k));
+    const __m256d lt_b = _mm256_cmp_pd(h, b, _CMP_LT_OQ);
+    const __m256d lt_a = _mm256_cmp_pd(h, a, _CMP_LT_OQ);
+    // h < a: b <- a, a <- h ; a <= h < b: b <- h
+    const __m256d nb = _mm256_blendv_pd(h, a, lt_a);
+    const __m256d nib = _mm256_blendv_pd(idx, ia, lt_a);
+    b = _mm256_blendv_pd(b, nb, lt_b);
+    ib = _mm256_blendv_pd(ib, nib, lt_b);
+    a = _mm256_blendv_pd(a, h, lt_a);
+    ia = _mm256_blendv_pd(ia, idx, lt_a);
+    idx = _mm256_add_pd(idx, four);
+  }
+  alignas(32) double av[4], bv[4], ai[4], bi[4];
+  _mm256_store_pd(av, a);
+  _mm256_store_pd(bv, b);
+  _mm256_store_pd(ai, ia);
+  _mm256_store_pd(bi, ib);
+  // candidates: (value, index); pick the (value, index)-smallest, then the next one.
+  double cv[8];
+  int64_t ci[8];
+  int nc = 0;
+  for (int l = 0; l < 4; ++l) {
+    cv[nc] = av[l];
+    ci[nc++] = static_cast<int64_t>(ai[l]);
+    cv[nc] = bv[l];
+    ci[nc++] = static_cast<int64_t>(bi[l]);
+  }
+  auto less = [](double x, int64_t ix, double y, int64_t iy) {
+    return x < y || (x == y && ix < iy);
+  };
+  // tail elements (fewer than 4) become further candidates via the scalar rule below
+  double A = kInf, B = kInf;
+  int64_t JA = -1, JB = -1;
+  auto push = [&](double h, int64_t i) {
+    if (!(h < kInf)) return;
+    if (JA < 0 || less(h, i, A, JA)) {
+      B = A;
+      JB = JA;
+      A = h;
+      JA = i;
+    } else if (JB < 0 || less(h, i, B, JB)) {
+      B = h;
+      JB = i;
+    }
+  };
+  for (int q = 0; q < nc; ++q) push(cv[q], ci[q]);
+  for (; k < n; ++k) push(c[k] - v[k], k);
+  *m1 = A;
+  *j1 = JA < 0 ? 0 : JA;
+  *m2 = B;
+  *j2 = JB < 0 ? 0 : JB;
+}
 #endif
 
 bool g_enabled = true;
@@ -143,7 +207,12 @@ RelaxFn relax_kernel() {
   return relax_portable;
 }
 
-RowMin2Fn rowmin2_kernel() { return rowmin2_portable; }
+RowMin2Fn rowmin2_kernel() {
+#ifdef DPOT_X86
+  if (g_enabled && __builtin_cpu_supports("avx2")) return rowmin2_avx2;
+#endif
+  return rowmin2_portable;
+}
 
 }  // namespace dpot::detail
 
