@@ -129,3 +129,14 @@ def test_bad_grid():
         DustField(np.full((4, 4, 4), np.nan))
     with pytest.raises(ValueError, match="even integer"):
         gaussian_random_field(0, 7)
+
+
+def test_points_outside_box(paper_dust):
+    with pytest.raises(ValueError, match="1 points lie outside the dust box"):
+        paper_dust.extinction(np.array([[1.0, 2.0, 3.0], [0.0, 0.0, 8.5]]))
+    # The box boundary itself is inside (the padded grid covers it without wrapping).
+    edge = paper_dust.extinction(np.array([[8.0, 8.0, 8.0], [-8.0, 0.0, 0.0]]))
+    ref = paper_dust.extinction(
+        np.array([[8.0, 8.0, 8.0], [-8.0, 0.0, 0.0]]), step=paper_dust.dx / 64
+    )
+    assert np.all(np.abs(edge - ref) < 1e-3)  # midpoint at dx/64: error ~1e-4 mag

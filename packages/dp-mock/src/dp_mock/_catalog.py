@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from . import _kernels
 from ._config import MockConfig
 from ._io import write_catalog
 from ._plummer import chunk_key
-from ._selection import distance_modulus
 from ._truth import Truth, star_chunk_seed
 
 _MAX_CHUNKS = 1_000_000
@@ -31,9 +31,8 @@ def draw_chunk(truth: Truth, chunk: int, n: int) -> dict[str, np.ndarray]:
     cfg = truth.config
     key = chunk_key(star_chunk_seed(cfg.seed, chunk))
     x, gauss = truth.plummer.sample_positions(key, n)
-    abs_mag = cfg.mag_mean + cfg.mag_std * gauss
-    mu = distance_modulus(np.sqrt(np.einsum("ij,ij->i", x, x)))
-    budget = cfg.m_max - abs_mag - mu
+    mu, budget = np.empty(n), np.empty(n)
+    _kernels.magnitude_budget(x, gauss, cfg.mag_mean, cfg.mag_std, cfg.m_max, mu, budget)
     bright = np.flatnonzero(budget > 0)
     if truth.dust is not None:
         a = truth.dust.extinction(x[bright], budget=budget[bright])
@@ -42,12 +41,13 @@ def draw_chunk(truth: Truth, chunk: int, n: int) -> dict[str, np.ndarray]:
     else:
         index, a = bright, np.zeros(len(bright))
     xs = x[index]
+    abs_mag = cfg.mag_mean + cfg.mag_std * gauss[index]
     return {
         "index": index,
         "x": xs,
         "v": truth.plummer.sample_velocities(key, index, xs),
-        "abs_mag": abs_mag[index],
-        "app_mag": abs_mag[index] + mu[index] + a,
+        "abs_mag": abs_mag,
+        "app_mag": abs_mag + mu[index] + a,
         "extinction": a,
         "selection": truth.magnitudes.probability(xs, a if truth.dust is not None else None),
     }

@@ -74,6 +74,7 @@ class DustField:
     extent: float = 8.0
     step_cells: float = DEFAULT_STEP_CELLS
     rho: np.ndarray = field(init=False, repr=False)
+    rho_padded: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         ln = np.asarray(self.ln_dust, dtype=np.float64)
@@ -85,6 +86,8 @@ class DustField:
             raise ValueError("DustField: extent and step_cells must be positive")
         object.__setattr__(self, "ln_dust", ln)
         object.__setattr__(self, "rho", np.ascontiguousarray(np.exp(ln)))
+        # One periodic layer appended on each axis: the extinction kernel then never wraps.
+        object.__setattr__(self, "rho_padded", np.pad(self.rho, ((0, 1),) * 3, mode="wrap"))
 
     @property
     def dx(self) -> float:
@@ -130,9 +133,15 @@ class DustField:
         budget = np.ascontiguousarray(budget, dtype=np.float64)
         if budget.shape != (len(x),):
             raise ValueError(f"budget must have shape ({len(x)},), got {budget.shape}")
+        outside = np.any(np.abs(x) > self.extent, axis=1)
+        if outside.any():
+            raise ValueError(
+                f"{int(outside.sum())} points lie outside the dust box [-{self.extent}, "
+                f"{self.extent}]^3: extinction is only defined inside it"
+            )
         out = np.empty(len(x))
         if step is None:
-            _kernels.extinction_cells(self.rho, -self.extent, self.dx, x, budget, out)
+            _kernels.extinction_cells(self.rho_padded, -self.extent, self.dx, x, budget, out)
             return out
         if not step > 0:
             raise ValueError(f"step must be positive, got {step}")

@@ -188,15 +188,18 @@ _GAUSS_HI = 0.5 + 0.5 / math.sqrt(3.0)
 def extinction_cells(
     grid: np.ndarray, lo: float, dx: float, x: np.ndarray, budget: np.ndarray, out: np.ndarray
 ) -> None:
-    """Exact integral of the trilinear ``grid`` along the ray from the origin to each point.
+    """Exact integral of the trilinear field along the ray from the origin to each point.
 
-    The ray is cut at every grid plane it crosses (Amanatides & Woo traversal). Inside one cell
-    the trilinear interpolant restricted to a line is a cubic in the path length, so 2-point
-    Gauss-Legendre on each cell segment integrates it exactly: the result is exact up to
-    round-off, with about 2 evaluations per cell crossed. A ray stops once its running sum
-    reaches ``budget[i]`` (then ``out[i] >= budget[i]``); pass ``inf`` for the full integral.
+    ``grid`` is the periodic (G, G, G) grid padded to (G+1, G+1, G+1) with its own first layers
+    (so no index wraps), and every point must lie inside the box. The ray is cut at every grid
+    plane it crosses (Amanatides & Woo traversal). Inside one cell the trilinear interpolant
+    restricted to a line is a cubic in the path length, so 2-point Gauss-Legendre on each cell
+    segment integrates it exactly: the result is exact up to round-off, with the 8 corner values
+    loaded once per cell crossed. A ray stops once its running sum reaches ``budget[i]`` (then
+    ``out[i] >= budget[i]``); pass ``inf`` for the full integral.
     """
     inv_dx = 1.0 / dx
+    n_cells = grid.shape[0] - 1
     for i in prange(x.shape[0]):
         p0 = x[i, 0]
         p1 = x[i, 1]
@@ -205,14 +208,14 @@ def extinction_cells(
         if d == 0.0:
             out[i] = 0.0
             continue
-        u0 = p0 / d
-        u1 = p1 / d
-        u2 = p2 / d
-        # Path length to the next plane crossing on each axis, and between crossings.
-        f0 = (0.0 - lo) * inv_dx
-        n0, dl0 = _first_crossing(f0, u0 * inv_dx)
-        n1, dl1 = _first_crossing(f0, u1 * inv_dx)
-        n2, dl2 = _first_crossing(f0, u2 * inv_dx)
+        # Ray in grid units: f(t) = f0 + t g, t in kpc.
+        f0 = -lo * inv_dx
+        g0 = p0 / d * inv_dx
+        g1 = p1 / d * inv_dx
+        g2 = p2 / d * inv_dx
+        n0, dl0 = _first_crossing(f0, g0)
+        n1, dl1 = _first_crossing(f0, g1)
+        n2, dl2 = _first_crossing(f0, g2)
         t = 0.0
         acc = 0.0
         limit = budget[i]
@@ -220,11 +223,34 @@ def extinction_cells(
             t1 = min(n0, n1, n2, d)
             h = t1 - t
             if h > 0.0:
-                ta = t + _GAUSS_LO * h
-                tb = t + _GAUSS_HI * h
-                va = _trilinear(grid, lo, inv_dx, ta * u0, ta * u1, ta * u2)
-                vb = _trilinear(grid, lo, inv_dx, tb * u0, tb * u1, tb * u2)
-                acc += 0.5 * h * (va + vb)
+                tm = t + 0.5 * h
+                c0 = f0 + tm * g0
+                c1 = f0 + tm * g1
+                c2 = f0 + tm * g2
+                i0 = min(max(math.floor(c0), 0), n_cells - 1)
+                j0 = min(max(math.floor(c1), 0), n_cells - 1)
+                k0 = min(max(math.floor(c2), 0), n_cells - 1)
+                v000 = grid[i0, j0, k0]
+                v001 = grid[i0, j0, k0 + 1]
+                v010 = grid[i0, j0 + 1, k0]
+                v011 = grid[i0, j0 + 1, k0 + 1]
+                v100 = grid[i0 + 1, j0, k0]
+                v101 = grid[i0 + 1, j0, k0 + 1]
+                v110 = grid[i0 + 1, j0 + 1, k0]
+                v111 = grid[i0 + 1, j0 + 1, k0 + 1]
+                s = 0.0
+                for ta in (t + _GAUSS_LO * h, t + _GAUSS_HI * h):
+                    tx = f0 + ta * g0 - i0
+                    ty = f0 + ta * g1 - j0
+                    tz = f0 + ta * g2 - k0
+                    a00 = v000 + (v001 - v000) * tz
+                    a01 = v010 + (v011 - v010) * tz
+                    a10 = v100 + (v101 - v100) * tz
+                    a11 = v110 + (v111 - v110) * tz
+                    b0 = a00 + (a01 - a00) * ty
+                    b1 = a10 + (a11 - a10) * ty
+                    s += b0 + (b1 - b0) * tx
+                acc += 0.5 * h * s
                 if acc >= limit:
                     break
             if t1 == n0:
@@ -253,3 +279,21 @@ def normal_cdf(z: np.ndarray, out: np.ndarray) -> None:
     """Standard normal CDF, elementwise (math.erfc keeps the far tails accurate)."""
     for i in prange(z.shape[0]):
         out[i] = 0.5 * math.erfc(-z[i] / math.sqrt(2.0))
+
+
+@njit(cache=True, parallel=True)
+def magnitude_budget(
+    x: np.ndarray,
+    gauss: np.ndarray,
+    mag_mean: float,
+    mag_std: float,
+    m_max: float,
+    mu_out: np.ndarray,
+    budget_out: np.ndarray,
+) -> None:
+    """Distance modulus μ = 5 log10(100 d/kpc) and the extinction budget m_max − M − μ."""
+    for i in prange(x.shape[0]):
+        d = math.sqrt(x[i, 0] ** 2 + x[i, 1] ** 2 + x[i, 2] ** 2)
+        mu = 5.0 * math.log10(d * 100.0) if d > 0.0 else -math.inf
+        mu_out[i] = mu
+        budget_out[i] = m_max - (mag_mean + mag_std * gauss[i]) - mu
