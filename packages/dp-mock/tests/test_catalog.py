@@ -181,3 +181,10 @@ def test_nothing_half_written(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="simulated"):
         generate_catalog(SMALL.replace(n_observed=100), tmp_path / "c.h5", progress=False)
     assert list(tmp_path.iterdir()) == []  # no catalogue, no temp file
+
+
+def test_truth_selection_anywhere():
+    truth = Truth(SMALL)
+    far = np.array([[0.0, 0.0, 30.0], [9.0, 0.0, 0.0], [1.0, 1.0, 1.0]])
+    s = truth.selection(far)
+    assert s[0] == 0 and s[1] == 0 and 0 < s[2] < 1  # zero beyond r_max, even outside the box

@@ -108,8 +108,14 @@ class Truth:
         return self.dust.extinction(x)
 
     def selection(self, x: Points) -> Values:
-        """S(x) = Φ_N((m_max − M̄ − μ − A)/σ_M) inside r_max, 0 outside."""
-        return self.magnitudes.probability(x, self.extinction(x) if self.dust else None)
+        """S(x) = Φ_N((m_max − M̄ − μ − A)/σ_M) inside r_max, 0 outside (any x accepted)."""
+        x = _as_points(x)
+        if self.dust is None:
+            return self.magnitudes.probability(x)
+        inside = np.einsum("ij,ij->i", x, x) < self.r_max**2
+        a = np.zeros(len(x))
+        a[inside] = self.dust.extinction(x[inside])
+        return self.magnitudes.probability(x, a)
 
     def observed_density(self, x: Points) -> Values:
         """Expected pdf of the observed stars, n(x) S(x) / ∫ n S (kpc⁻³)."""
