@@ -11,10 +11,11 @@ import pytest
 # pointwise regression of ∇Φ; the selection and conditional variants must also separate ∇Φ from
 # ∇ln S / ∇ln n through the |v|-dependence of ∇_v ln f (the 4th-moment information of the
 # paper's Appendix C), so they get more samples and steps.
+FAST = dict(phi_width=64, batch_size=512, learning_rate=5e-3, eval_every=100)
 CASES = {
-    "vanilla": (2**15, dict(phi_width=64, batch_size=512, n_steps=300, eval_every=100)),
-    "selection": (2**15, dict(phi_width=64, batch_size=512, n_steps=300, eval_every=100)),
-    "conditional": (2**15, dict(phi_width=64, batch_size=512, n_steps=300, eval_every=100)),
+    "vanilla": (2**15, dict(FAST, n_steps=300)),
+    "selection": (2**15, dict(FAST, n_steps=1200)),
+    "conditional": (2**15, dict(FAST, n_steps=600)),
 }
 
 

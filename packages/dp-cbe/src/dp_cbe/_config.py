@@ -26,7 +26,9 @@ class FitConfig:
     Attributes:
         phi_width, phi_depth, phi_l_max: Φ network width, blocks, harmonic degree (0: none).
         n_width, n_depth, n_l_max: ln n network (conditional variant).
-        s_width, s_depth, l_max: ln S network; ``l_max`` = its real-spherical-harmonic degree.
+        s_width, s_depth, l_max: ln S network; ``l_max`` = its real-spherical-harmonic degree
+            (0 by default: a smooth S is fitted better without; raise it for dusty, angularly
+            structured S).
         n_fourier: Fourier frequencies per axis fed to every network (0: none).
         r_soft: softening (kpc) of the harmonic features' direction x/√(|x|²+r_soft²).
         alpha, beta, lam: asinh scales of the residual and negative-density penalties, weight λ.
@@ -36,7 +38,8 @@ class FitConfig:
         log_loss: minimise ln⟨L⟩ instead of ⟨L⟩.
         batch_size: samples per step (split across devices; a multiple of their number).
         n_steps: optimiser steps. learning_rate: peak AdamW rate (cosine decay to
-            ``final_lr_fraction`` of it after ``warmup_steps`` linear warm-up).
+            ``final_lr_fraction`` of it after a linear warm-up of
+            min(``warmup_steps``, n_steps // 5) steps).
         weight_decay: AdamW decoupled weight decay. grad_clip: global-norm clip (0: none).
         val_fraction: held-out fraction for best-model selection.
         eval_every: steps between validation evaluations (and progress updates).
@@ -53,7 +56,7 @@ class FitConfig:
     n_l_max: int = 0
     s_width: int = 64
     s_depth: int = 2
-    l_max: int = 4
+    l_max: int = 0
     n_fourier: int = 0
     r_soft: float = 1.0
     alpha: float = 1.0
@@ -101,8 +104,6 @@ class FitConfig:
             raise ValueError(
                 f"FitConfig.final_lr_fraction must be in [0, 1], got {self.final_lr_fraction}"
             )
-        if self.warmup_steps >= self.n_steps:
-            raise ValueError("FitConfig.warmup_steps must be smaller than n_steps")
         if self.checkpoint_every % self.eval_every:
             raise ValueError("FitConfig.checkpoint_every must be a multiple of eval_every")
         if self.n_devices is not None and (

@@ -145,7 +145,7 @@ def _fit(
     model = build_model(hyper, key=jax.random.PRNGKey(seed))
     params, static = eqx.partition(model, eqx.is_inexact_array)
     schedule = optax.warmup_cosine_decay_schedule(
-        0.0, cfg.learning_rate, cfg.warmup_steps, cfg.n_steps,
+        0.0, cfg.learning_rate, min(cfg.warmup_steps, cfg.n_steps // 5), cfg.n_steps,
         end_value=cfg.learning_rate * cfg.final_lr_fraction,
     )  # fmt: skip
     chain = [optax.clip_by_global_norm(cfg.grad_clip)] if cfg.grad_clip > 0 else []

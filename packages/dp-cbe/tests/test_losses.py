@@ -1,0 +1,74 @@
+"""The three CBE losses vanish on the analytic truth and not elsewhere."""
+
+from __future__ import annotations
+
+import _cbe_oracle as oracle
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from dp_cbe._losses import Batch, LossSettings, data_loss, residual
+
+GM_INT = oracle.GM / 100.0**2  # internal units: kpc, 100 km/s, G = 1
+
+
+def phi_true(x: jax.Array, gm: float = GM_INT) -> jax.Array:
+    return -gm / jnp.sqrt(jnp.sum(x * x) + oracle.B**2)
+
+
+def ln_n_true(x: jax.Array) -> jax.Array:
+    return 5 * jnp.log(-phi_true(x))
+
+
+def ln_s_true(x: jax.Array) -> jax.Array:
+    r2 = jnp.sum(x * x)
+    u = (oracle.R0 - jnp.sqrt(r2 + 1.0)) / oracle.W
+    return jax.nn.log_sigmoid(u) + oracle.A * (x[0] ** 2 - x[1] ** 2 + x[0] * x[2]) / (
+        r2 + oracle.C**2
+    )
+
+
+AUX = {"vanilla": None, "selection": ln_s_true, "conditional": ln_n_true}
+
+
+def _loss(phi, aux, method: str, settings: LossSettings, batch: Batch):
+    return jax.jit(lambda b: data_loss(phi, aux, method, settings, b))(batch)
+
+
+def _batch(method: str) -> Batch:
+    g = oracle.gradients(method, 7, 2048)
+    cols = [g["x"], g["v"] / 100.0, g["dlnf_dx"], g["dlnf_dv"] * 100.0, np.zeros(2048)]
+    return Batch(*(jnp.asarray(c, jnp.float32) for c in cols))
+
+
+@pytest.mark.parametrize("method", ["vanilla", "selection", "conditional"])
+def test_loss_on_truth_is_zero(method: str) -> None:
+    batch = _batch(method)
+    settings = LossSettings()
+    loss, parts = _loss(phi_true, AUX[method], method, settings, batch)
+    # r is a difference of O(0.1–1) float32 terms: rounding leaves |r| ~ 1e-6; the density
+    # penalty is exactly 0 (Plummer ρ > 0) and λ_S = 0.
+    assert float(loss) < 1e-5, parts
+    assert float(parts[1]) == 0.0
+    # A 2 % wrong GM is detected: the loss grows by orders of magnitude.
+    wrong, _ = _loss(lambda x: phi_true(x, 1.02 * GM_INT), AUX[method], method, settings, batch)
+    assert float(wrong) > 100 * float(loss) and float(wrong) > 1e-3
+
+
+def test_residual_sign_convention() -> None:
+    # r = ∇Φ·∇_v ln f − v·∇_x ln f (+ v·∇ln S for selection, − v·∇ln n for conditional).
+    e = jnp.eye(3)
+    assert float(residual(e[0], e[1], e[1], e[0], None, "vanilla")) == 0.0
+    assert float(residual(2 * e[0], e[1], 0 * e[0], e[0], None, "vanilla")) == 2.0
+    assert float(residual(0 * e[0], e[1], 0 * e[0], e[0], e[1], "selection")) == 1.0
+    assert float(residual(0 * e[0], e[1], 0 * e[0], e[0], e[1], "conditional")) == -1.0
+
+
+def test_negative_density_penalty() -> None:
+    # Φ = +|x|²/2 has ∇²Φ = 3 > 0 (no penalty); Φ = −|x|²/2 has ∇²Φ = −3: penalty asinh(3).
+    batch = _batch("vanilla")
+    s = LossSettings(lam=1.0, beta=1.0)
+    _, pos = _loss(lambda x: 0.5 * jnp.sum(x * x), None, "vanilla", s, batch)
+    _, neg = _loss(lambda x: -0.5 * jnp.sum(x * x), None, "vanilla", s, batch)
+    assert float(pos[1]) == 0.0
+    np.testing.assert_allclose(float(neg[1]), np.arcsinh(3.0), rtol=1e-5)  # float32 rounding
