@@ -8,6 +8,8 @@ from ._flow import Flow as Flow
 from ._flow import grad_log_prob as grad_log_prob
 from ._flow import log_prob as log_prob
 from ._flow import sample as sample
+from ._gradients import make_gradients as make_gradients
+from ._gradients import write_gradients as write_gradients
 from ._io import load_flow as load_flow
 from ._io import read_catalog_arrays as read_catalog_arrays
 from ._io import save_flow as save_flow

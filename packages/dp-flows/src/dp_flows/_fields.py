@@ -39,7 +39,7 @@ def spherical_harmonic_features(x: Float[Array, "*batch 3"], lmax: int) -> Float
     for _ in range(lmax):
         re.append(re[-1] * nx - im[-1] * ny)
         im.append(re[-2] * ny + im[-1] * nx)
-    feats = []
+    feats: dict[tuple[int, int], list[Array]] = {}
     for m in range(lmax + 1):
         # Q_l^m(z): P_l^m(cos θ) / sin^m θ, by the standard upward recursion in l.
         q_mm = (-1.0) ** m * math.prod(range(1, 2 * m, 2)) * jnp.ones_like(nz)
@@ -51,11 +51,12 @@ def spherical_harmonic_features(x: Float[Array, "*batch 3"], lmax: int) -> Float
                 (2 * ell + 1) / (4 * math.pi) * math.factorial(ell - m) / math.factorial(ell + m)
             )
             if m == 0:
-                feats.append(norm * q[ell])
+                feats[ell, m] = [norm * q[ell]]
             else:
-                feats.append(math.sqrt(2.0) * norm * q[ell] * re[m])
-                feats.append(math.sqrt(2.0) * norm * q[ell] * im[m])
-    return jnp.stack(feats, axis=-1)
+                c = math.sqrt(2.0) * norm * q[ell]
+                feats[ell, m] = [c * re[m], c * im[m]]
+    # Order by degree: the 2l+1 harmonics of degree l are contiguous.
+    return jnp.stack([f for key in sorted(feats) for f in feats[key]], axis=-1)
 
 
 def _linear(layer: eqx.nn.Linear, h: Array) -> Array:

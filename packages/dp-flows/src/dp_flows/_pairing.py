@@ -66,25 +66,40 @@ def ot_batches(
 
 
 class DpOtSource:
-    """Pairings precomputed by dp-ot for the training split (rows are reconstructed by index).
+    """Pairings precomputed by dp-ot for the training split.
 
-    dp-ot yields (x0, x1) pairs of the array it is given; we give it the row index as an extra
-    column so weights and conditions stay attached to their stars.
+    dp-ot yields (x0, x1) pairs; rows are recovered by looking the x1 rows up (so conditions
+    stay attached). With weights, dp-ot draws each epoch's stars in proportion to them, so
+    the yielded batches are already weighted and the loss uses unit weights.
     """
 
-    def __init__(self, z1: np.ndarray, path: Path, *, seed: int, n_epochs: int, block: int):
-        self.z1 = z1
+    def __init__(
+        self,
+        z1: np.ndarray,
+        path: Path,
+        *,
+        weights: np.ndarray | None,
+        seed: int,
+        n_epochs: int,
+        block: int,
+    ) -> None:
+        self.z1 = np.ascontiguousarray(z1, dtype=np.float64)
         self.pairings = _dp_ot.precompute_pairings(
-            z1, path, seed=seed, n_epochs=n_epochs, block=block, progress=False
+            self.z1,
+            path,
+            weights=weights,
+            seed=seed,
+            n_epochs=n_epochs,
+            block=block,
+            progress=False,
         )
         self.block = block
+        self.row_of = {row.tobytes(): i for i, row in enumerate(self.z1)}
 
-    def batches(
-        self, epoch: int, batch: int, rng: np.random.Generator
-    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        del rng  # the pairings carry their own seeded order
-        tagged = np.concatenate([self.z1, np.arange(len(self.z1), dtype=float)[:, None]], axis=1)
+    def batches(self, epoch: int, batch: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yield (row indices, z0) like `ot_batches`, from the stored pairings."""
         for x0, x1 in self.pairings.minibatches(
-            epoch, tagged, blocks_per_batch=batch // self.block
+            epoch, self.z1, blocks_per_batch=batch // self.block
         ):
-            yield np.asarray(x1)[:, -1].astype(np.int64), np.asarray(x0)[:, : self.z1.shape[1]]
+            rows = np.fromiter((self.row_of[r.tobytes()] for r in x1), np.int64, len(x1))
+            yield rows, x0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import tempfile
 from pathlib import Path
 
 import equinox as eqx
@@ -185,12 +186,21 @@ def fit_flow(
                 cv[sl] = cv[sl][p]
     val_data = put(z0v, zv, cv, wv, tv)
 
-    source = None
+    zt, ct, wt = z[train_idx], None if cz is None else cz[train_idx], w[train_idx]
+    source, tmpdir = None, None
     if use_ot and _pairing.has_dp_ot():
-        pair_path = (Path(out_dir) if out_dir else Path.cwd()) / "pairings.h5"
+        if out_dir is None:
+            tmpdir = tempfile.TemporaryDirectory(prefix="dp-flows-pairings-")
+        base = Path(out_dir) if out_dir is not None else Path(tmpdir.name)
         source = _pairing.DpOtSource(
-            z[train_idx], pair_path, seed=seed, n_epochs=config.ot_epochs, block=config.ot_block
+            zt,
+            base / "pairings",
+            weights=None if weights is None else wt,
+            seed=seed,
+            n_epochs=min(config.ot_epochs, config.n_epochs),
+            block=config.ot_block,
         )
+        wt = np.ones_like(wt)  # dp-ot already draws the stars in proportion to the weights
 
     bar = tqdm(
         range(start_epoch, config.n_epochs),
@@ -199,12 +209,11 @@ def fit_flow(
         initial=start_epoch,
         total=config.n_epochs,
     )
-    zt, ct, wt = z[train_idx], None if cz is None else cz[train_idx], w[train_idx]
     field, opt_state, best = state.field, state.opt_state, state.best
     for epoch in bar:
         erng = _pairing.epoch_rng(seed, epoch)
         if source is not None:
-            batches = source.batches(epoch, batch, erng)
+            batches = source.batches(epoch, batch)
         elif use_ot:
             batches = _pairing.ot_batches(erng, zt, batch, config.ot_block)
         else:
@@ -238,6 +247,8 @@ def fit_flow(
             state = _checkpoint.TrainState(field, opt_state, best)
             _checkpoint.save(ckpt_dir, state, epoch + 1, best_val, history, meta)
 
+    if tmpdir is not None:
+        tmpdir.cleanup()
     flow = Flow(
         field=jax.device_get(best),
         x_mean=jnp.asarray(x_mean, dt),
