@@ -48,7 +48,7 @@ class FitConfig:
         n_devices: devices for data parallelism (None: all local devices).
     """
 
-    phi_width: int = 128
+    phi_width: int = 64
     phi_depth: int = 2
     phi_l_max: int = 0
     n_width: int = 64
@@ -67,8 +67,8 @@ class FitConfig:
     l2: float = 0.0
     log_loss: bool = False
     batch_size: int = 1024
-    n_steps: int = 4000
-    learning_rate: float = 2e-3
+    n_steps: int = 2000
+    learning_rate: float = 5e-3
     warmup_steps: int = 100
     final_lr_fraction: float = 0.0
     weight_decay: float = 0.0
@@ -76,7 +76,7 @@ class FitConfig:
     val_fraction: float = 0.25
     eval_every: int = 250
     val_batches: int = 8
-    checkpoint_every: int = 1000
+    checkpoint_every: int = 500
     n_devices: int | None = None
 
     def __post_init__(self) -> None:

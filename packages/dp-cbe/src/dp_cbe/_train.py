@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from tqdm.auto import tqdm
 
 from ._config import FitConfig
 from ._io import GradientSet, atomic_write, read_gradients
-from ._losses import DENSITY_OF_METHOD, METHODS, Batch, data_loss, model_loss
+from ._losses import DENSITY_OF_METHOD, METHODS, Batch, CBEModel, data_loss, model_loss
 from ._solution import MODEL_SCHEMA, PotentialSolution, build_model, save_model
 from ._units import dlnf_dv_to_internal, velocity_to_internal
 
@@ -106,6 +107,7 @@ def _fit(
     out_dir: str | Path | None,
     progress: bool,
     stop_after: int | None = None,
+    callback: Callable[[int, CBEModel], None] | None = None,
 ) -> PotentialSolution:
     gs = gradients if isinstance(gradients, GradientSet) else read_gradients(gradients)
     cfg = FitConfig() if config is None else config
@@ -230,6 +232,8 @@ def _fit(
             h["learning_rate"].append(float(schedule(state["step"])))
             if vl < state["best_val"]:
                 state["best_val"], state["best_step"], best = vl, state["step"], params
+            if callback is not None:
+                callback(state["step"], eqx.combine(params, static))
             bar.update(k)
             bar.set_postfix(loss=f"{tl:.4g}", val=f"{vl:.4g}", best=f"{state['best_val']:.4g}")
             done = state["step"] >= cfg.n_steps
