@@ -20,6 +20,7 @@ TINY = dict(
 )
 
 
+@pytest.mark.slow
 def test_weighted_loss_reproduces_weighted_target():
     # x ~ N(0, I₂) weighted by w ∝ exp(a·x) is exactly N(a, I₂) (exponential tilting).
     rng = np.random.default_rng(0)
@@ -35,6 +36,7 @@ def test_weighted_loss_reproduces_weighted_target():
     np.testing.assert_allclose(s.std(0), [1.0, 1.0], atol=0.08)
 
 
+@pytest.mark.slow
 def test_ot_pairing_gives_straighter_paths():
     rng = np.random.default_rng(3)
     centres = np.array([[4.0, 0.0], [-4.0, 0.0], [0.0, 4.0], [0.0, -4.0]])
