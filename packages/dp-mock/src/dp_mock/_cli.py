@@ -79,7 +79,14 @@ def plot_truth(catalog: str | Path, out: str | Path, *, resolution: int = 256) -
             ),
         ]
     fig, axes = plt.subplots(1, 4, figsize=(18, 4.6), constrained_layout=True)
-    for ax, (img, label, cmap, lim) in zip(axes, panels, strict=True):
+    for k, (ax, (img, label, cmap, lim)) in enumerate(zip(axes, panels, strict=True)):
+        if k < 2 and truth.dust is None:
+            ax.text(0.5, 0.5, "no dust", ha="center", va="center", transform=ax.transAxes)
+            ax.set_xlim(-half, half)
+            ax.set_ylim(-half, half)
+            ax.set_title(label)
+            ax.set_xlabel("x [kpc]")
+            continue
         finite = img[np.isfinite(img)]
         vmin, vmax = lim if lim else (np.percentile(finite, 0.5), np.percentile(finite, 99.5))
         im = ax.imshow(
