@@ -44,6 +44,7 @@ class GradientsSection:
     n: int = 65536
     uniform_fraction: float = 0.0
     batch_size: int = 4096
+    oracle: bool = False  # replace the flows' gradients by the mock's exact ones (diagnostic)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -257,6 +258,8 @@ def config_from_dict(d: Mapping[str, Any], *, base_dir: Path | str = ".") -> Pip
     _positive("report", report, "n_eval", "r_bins", "s_bins", "n_logp", "plane_resolution")
     if not 0.0 <= report.s_cut < 1.0:
         raise _fail("report", f"key 's_cut' must be in [0, 1), got {report.s_cut}")
+    if grads.oracle and data is not None:
+        raise _fail("gradients", "key 'oracle' needs the mock's truth: use [mock], not [data]")
     if data is not None and "vanilla" in run.methods:
         _check_catalog_has_weights(data.catalog)
     return PipelineConfig(run, mock, data, spatial, cond, clip, grads, cbe, report)

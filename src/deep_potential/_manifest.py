@@ -43,6 +43,7 @@ def write_json_atomic(path: Path, obj: Any) -> None:
         with os.fdopen(fd, "w") as f:
             json.dump(obj, f, indent=2, sort_keys=True, default=str)
             f.write("\n")
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; manifests are meant to be read by anyone
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
