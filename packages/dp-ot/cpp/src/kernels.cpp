@@ -1,5 +1,7 @@
-// Relaxation kernels: a portable scalar version and an AVX2 version selected at run time with
-// __builtin_cpu_supports (no -march flags needed; the AVX2 code is compiled per function).
+// Relaxation and row-scan kernels: a portable scalar version, the x86-64 SSE2 baseline and an
+// AVX2 version selected at run time with __builtin_cpu_supports (no -march flags needed; the
+// AVX2 code is compiled per function). Every variant returns bit-identical results (no FMA:
+// -ffp-contract=off; min/max/compare only, same operation order per element).
 #include "kernels.hpp"
 
 #include <algorithm>
@@ -18,18 +20,14 @@ namespace {
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
-[[maybe_unused]] int64_t relax_portable(const double* c, const double* v, double h, double* d, double* pred,
-                       double ip, int64_t n, double* dmin) {
+[[maybe_unused]] int64_t relax_portable(const double* c, const double* v, double h, double* d,
+                                        int64_t n, double* dmin) {
   double best = kInf;
   int64_t arg = 0;
   for (int64_t k = 0; k < n; ++k) {
     const double cand = (c[k] - v[k]) - h;
-    double dk = d[k];
-    if (cand < dk) {
-      dk = cand;
-      d[k] = cand;
-      pred[k] = ip;
-    }
+    const double dk = cand < d[k] ? cand : d[k];
+    d[k] = dk;
     if (dk < best) {
       best = dk;
       arg = k;
@@ -39,19 +37,29 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
   return arg;
 }
 
-void rowmin2_portable(const double* c, const double* v, int64_t n, double* m1, int64_t* j1,
-                      double* m2, int64_t* j2) {
+// Merge per-lane (smallest, second smallest) pairs and a scalar tail into the global pair.
+inline void two_smallest(const double* vals, int nv, double* m1, double* m2) {
   double a = kInf, b = kInf;
-  int64_t ja = 0, jb = 0;
+  for (int q = 0; q < nv; ++q) {
+    const double x = vals[q];
+    b = std::min(b, std::max(a, x));
+    a = std::min(a, x);
+  }
+  *m1 = a;
+  *m2 = b;
+}
+
+[[maybe_unused]] void rowmin2_portable(const double* c, const double* v, int64_t n, double* m1,
+                                       int64_t* j1, double* m2) {
+  double a = kInf, b = kInf;
+  int64_t ja = 0;
   for (int64_t k = 0; k < n; ++k) {
     const double h = c[k] - v[k];
     if (h < b) {
       if (h >= a) {
         b = h;
-        jb = k;
       } else {
         b = a;
-        jb = ja;
         a = h;
         ja = k;
       }
@@ -60,150 +68,139 @@ void rowmin2_portable(const double* c, const double* v, int64_t n, double* m1, i
   *m1 = a;
   *j1 = ja;
   *m2 = b;
-  *j2 = jb;
 }
 
 #ifdef DPOT_X86
 
-// x86-64 baseline (SSE2, always present): the portable path on x86; no blendv, so blends are
-// and/andnot/or. Same selection rule as relax_portable (first index of the minimum).
-static inline __m128d blend2(__m128d a, __m128d b, __m128d m) {
-  return _mm_or_pd(_mm_and_pd(m, b), _mm_andnot_pd(m, a));
-}
-
-int64_t relax_sse2(const double* c, const double* v, double h, double* d, double* pred, double ip,
-                   int64_t n, double* dmin) {
-  const __m128d vh = _mm_set1_pd(h), vip = _mm_set1_pd(ip), step = _mm_set1_pd(4.0);
+// x86-64 baseline (SSE2, always present): the portable path on x86.
+int64_t relax_sse2(const double* c, const double* v, double h, double* d, int64_t n,
+                   double* dmin) {
+  const __m128d vh = _mm_set1_pd(h);
   __m128d best0 = _mm_set1_pd(kInf), best1 = best0;
-  __m128d bidx0 = _mm_setzero_pd(), bidx1 = bidx0;
-  __m128d idx0 = _mm_setr_pd(0.0, 1.0), idx1 = _mm_setr_pd(2.0, 3.0);
   int64_t k = 0;
   for (; k + 4 <= n; k += 4) {
     const __m128d c0 = _mm_sub_pd(_mm_sub_pd(_mm_loadu_pd(c + k), _mm_loadu_pd(v + k)), vh);
-    const __m128d c1 = _mm_sub_pd(_mm_sub_pd(_mm_loadu_pd(c + k + 2), _mm_loadu_pd(v + k + 2)), vh);
-    __m128d d0 = _mm_loadu_pd(d + k), d1 = _mm_loadu_pd(d + k + 2);
-    const __m128d u0 = _mm_cmplt_pd(c0, d0), u1 = _mm_cmplt_pd(c1, d1);
-    d0 = _mm_min_pd(c0, d0);  // branch-free (see relax_avx2)
-    d1 = _mm_min_pd(c1, d1);
+    const __m128d c1 =
+        _mm_sub_pd(_mm_sub_pd(_mm_loadu_pd(c + k + 2), _mm_loadu_pd(v + k + 2)), vh);
+    const __m128d d0 = _mm_min_pd(c0, _mm_loadu_pd(d + k));  // == (c0 < d ? c0 : d)
+    const __m128d d1 = _mm_min_pd(c1, _mm_loadu_pd(d + k + 2));
     _mm_storeu_pd(d + k, d0);
     _mm_storeu_pd(d + k + 2, d1);
-    _mm_storeu_pd(pred + k, blend2(_mm_loadu_pd(pred + k), vip, u0));
-    _mm_storeu_pd(pred + k + 2, blend2(_mm_loadu_pd(pred + k + 2), vip, u1));
-    const __m128d b0 = _mm_cmplt_pd(d0, best0), b1 = _mm_cmplt_pd(d1, best1);
-    best0 = blend2(best0, d0, b0);
-    best1 = blend2(best1, d1, b1);
-    bidx0 = blend2(bidx0, idx0, b0);
-    bidx1 = blend2(bidx1, idx1, b1);
-    idx0 = _mm_add_pd(idx0, step);
-    idx1 = _mm_add_pd(idx1, step);
+    best0 = _mm_min_pd(d0, best0);
+    best1 = _mm_min_pd(d1, best1);
   }
-  alignas(16) double bv[4], bi[4];
-  _mm_store_pd(bv, best0);
-  _mm_store_pd(bv + 2, best1);
-  _mm_store_pd(bi, bidx0);
-  _mm_store_pd(bi + 2, bidx1);
-  double best = kInf;
-  int64_t arg = 0;
-  bool have = false;
-  for (int l = 0; l < 4; ++l) {
-    const int64_t il = static_cast<int64_t>(bi[l]);
-    if (bv[l] < best || (have && bv[l] == best && il < arg)) {
-      best = bv[l];
-      arg = il;
-      have = true;
-    }
-  }
+  alignas(16) double bv[2];
+  _mm_store_pd(bv, _mm_min_pd(best0, best1));
+  double best = std::min(bv[0], bv[1]);
+  const int64_t kv = k;
   for (; k < n; ++k) {
     const double cand = (c[k] - v[k]) - h;
-    double dk = d[k];
-    if (cand < dk) {
-      dk = cand;
-      d[k] = cand;
-      pred[k] = ip;
-    }
-    if (dk < best) {
-      best = dk;
-      arg = k;
-    }
+    d[k] = cand < d[k] ? cand : d[k];
+    best = std::min(best, d[k]);
   }
   *dmin = best;
-  return arg;
+  if (!(best < kInf)) return 0;
+  const __m128d vb = _mm_set1_pd(best);
+  int64_t q = 0;
+  for (; q + 2 <= kv; q += 2) {
+    const int mask = _mm_movemask_pd(_mm_cmpeq_pd(_mm_loadu_pd(d + q), vb));
+    if (mask) return q + __builtin_ctz(static_cast<unsigned>(mask));
+  }
+  for (; q < n; ++q)
+    if (d[q] == best) return q;
+  return 0;
+}
+
+void rowmin2_sse2(const double* c, const double* v, int64_t n, double* m1, int64_t* j1,
+                  double* m2) {
+  // Per lane: smallest a and second smallest b of the multiset (b = min(b, max(a, h))), then
+  // the first index of the overall minimum in a second, early-exit pass.
+  const __m128d inf = _mm_set1_pd(kInf);
+  __m128d a0 = inf, b0 = inf, a1 = inf, b1 = inf;
+  int64_t k = 0;
+  for (; k + 4 <= n; k += 4) {
+    const __m128d h0 = _mm_sub_pd(_mm_loadu_pd(c + k), _mm_loadu_pd(v + k));
+    const __m128d h1 = _mm_sub_pd(_mm_loadu_pd(c + k + 2), _mm_loadu_pd(v + k + 2));
+    b0 = _mm_min_pd(b0, _mm_max_pd(a0, h0));
+    b1 = _mm_min_pd(b1, _mm_max_pd(a1, h1));
+    a0 = _mm_min_pd(a0, h0);
+    a1 = _mm_min_pd(a1, h1);
+  }
+  alignas(16) double vals[12];
+  _mm_store_pd(vals, a0);
+  _mm_store_pd(vals + 2, b0);
+  _mm_store_pd(vals + 4, a1);
+  _mm_store_pd(vals + 6, b1);
+  int nv = 8;
+  for (int64_t t = k; t < n; ++t) vals[nv++] = c[t] - v[t];
+  two_smallest(vals, nv, m1, m2);
+  const __m128d vb = _mm_set1_pd(*m1);
+  int64_t q = 0;
+  for (; q + 2 <= n; q += 2) {
+    const __m128d hq = _mm_sub_pd(_mm_loadu_pd(c + q), _mm_loadu_pd(v + q));
+    const int mask = _mm_movemask_pd(_mm_cmpeq_pd(hq, vb));
+    if (mask) {
+      *j1 = q + __builtin_ctz(static_cast<unsigned>(mask));
+      return;
+    }
+  }
+  for (; q < n; ++q)
+    if (c[q] - v[q] == *m1) break;
+  *j1 = q;
 }
 
 __attribute__((target("avx512f"))) int64_t relax_avx512(const double* c, const double* v,
-                                                         double h, double* d, double* pred,
-                                                         double ip, int64_t n, double* dmin) {
-  const __m512d vh = _mm512_set1_pd(h), vip = _mm512_set1_pd(ip), step = _mm512_set1_pd(8.0);
-  __m512d best = _mm512_set1_pd(kInf), bidx = _mm512_setzero_pd();
-  __m512d idx = _mm512_setr_pd(0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0);
+                                                         double h, double* d, int64_t n,
+                                                         double* dmin) {
+  const __m512d vh = _mm512_set1_pd(h);
+  __m512d best = _mm512_set1_pd(kInf);
   int64_t k = 0;
   for (; k + 8 <= n; k += 8) {
     const __m512d cand =
         _mm512_sub_pd(_mm512_sub_pd(_mm512_loadu_pd(c + k), _mm512_loadu_pd(v + k)), vh);
     __m512d dk = _mm512_loadu_pd(d + k);
-    const __mmask8 upd = _mm512_cmp_pd_mask(cand, dk, _CMP_LT_OQ);
-    dk = _mm512_mask_mov_pd(dk, upd, cand);
+    dk = _mm512_mask_mov_pd(dk, _mm512_cmp_pd_mask(cand, dk, _CMP_LT_OQ), cand);
     _mm512_storeu_pd(d + k, dk);
-    _mm512_mask_storeu_pd(pred + k, upd, vip);
-    const __mmask8 b = _mm512_cmp_pd_mask(dk, best, _CMP_LT_OQ);
-    best = _mm512_mask_mov_pd(best, b, dk);
-    bidx = _mm512_mask_mov_pd(bidx, b, idx);
-    idx = _mm512_add_pd(idx, step);
+    best = _mm512_mask_mov_pd(best, _mm512_cmp_pd_mask(dk, best, _CMP_LT_OQ), dk);
   }
-  alignas(64) double bv[8], bi[8];
+  alignas(64) double bv[8];
   _mm512_store_pd(bv, best);
-  _mm512_store_pd(bi, bidx);
-  double bst = kInf;
-  int64_t arg = 0;
-  bool have = false;
-  for (int l = 0; l < 8; ++l) {
-    const int64_t il = static_cast<int64_t>(bi[l]);
-    if (bv[l] < bst || (have && bv[l] == bst && il < arg)) {
-      bst = bv[l];
-      arg = il;
-      have = true;
-    }
-  }
+  double bst = *std::min_element(bv, bv + 8);
+  const int64_t kv = k;
   for (; k < n; ++k) {
     const double cd = (c[k] - v[k]) - h;
-    double dd = d[k];
-    if (cd < dd) {
-      dd = cd;
-      d[k] = cd;
-      pred[k] = ip;
-    }
-    if (dd < bst) {
-      bst = dd;
-      arg = k;
-    }
+    d[k] = cd < d[k] ? cd : d[k];
+    bst = std::min(bst, d[k]);
   }
   *dmin = bst;
-  return arg;
+  if (!(bst < kInf)) return 0;
+  const __m512d vb = _mm512_set1_pd(bst);
+  int64_t q = 0;
+  for (; q + 8 <= kv; q += 8) {
+    const __mmask8 m = _mm512_cmp_pd_mask(_mm512_loadu_pd(d + q), vb, _CMP_EQ_OQ);
+    if (m) return q + __builtin_ctz(static_cast<unsigned>(m));
+  }
+  for (; q < n; ++q)
+    if (d[q] == bst) return q;
+  return 0;
 }
 
 __attribute__((target("avx2"))) int64_t relax_avx2(const double* c, const double* v, double h,
-                                                    double* d, double* pred, double ip,
-                                                    int64_t n, double* dmin) {
-  // Pass 1 (branch-free): update d/pred and track the minimum value only (short dependency
-  // chain). Pass 2: first index holding that value. Same result as relax_portable.
+                                                    double* d, int64_t n, double* dmin) {
+  // Pass 1 (branch-free): update d and track the minimum value only (short dependency chain).
+  // Pass 2: first index holding that value (early exit). Same result as relax_portable.
   const __m256d vh = _mm256_set1_pd(h);
-  const __m256d vip = _mm256_set1_pd(ip);
   __m256d best0 = _mm256_set1_pd(kInf), best1 = best0;
   int64_t k = 0;
   for (; k + 8 <= n; k += 8) {
-    __m256d c0 = _mm256_sub_pd(_mm256_sub_pd(_mm256_loadu_pd(c + k), _mm256_loadu_pd(v + k)), vh);
-    __m256d c1 =
+    const __m256d c0 =
+        _mm256_sub_pd(_mm256_sub_pd(_mm256_loadu_pd(c + k), _mm256_loadu_pd(v + k)), vh);
+    const __m256d c1 =
         _mm256_sub_pd(_mm256_sub_pd(_mm256_loadu_pd(c + k + 4), _mm256_loadu_pd(v + k + 4)), vh);
-    __m256d d0 = _mm256_loadu_pd(d + k);
-    __m256d d1 = _mm256_loadu_pd(d + k + 4);
-    __m256d u0 = _mm256_cmp_pd(c0, d0, _CMP_LT_OQ);
-    __m256d u1 = _mm256_cmp_pd(c1, d1, _CMP_LT_OQ);
-    d0 = _mm256_min_pd(c0, d0);  // == (c0 < d0 ? c0 : d0)
-    d1 = _mm256_min_pd(c1, d1);
+    const __m256d d0 = _mm256_min_pd(c0, _mm256_loadu_pd(d + k));  // == (c0 < d ? c0 : d)
+    const __m256d d1 = _mm256_min_pd(c1, _mm256_loadu_pd(d + k + 4));
     _mm256_storeu_pd(d + k, d0);
     _mm256_storeu_pd(d + k + 4, d1);
-    _mm256_storeu_pd(pred + k, _mm256_blendv_pd(_mm256_loadu_pd(pred + k), vip, u0));
-    _mm256_storeu_pd(pred + k + 4, _mm256_blendv_pd(_mm256_loadu_pd(pred + k + 4), vip, u1));
     best0 = _mm256_min_pd(d0, best0);
     best1 = _mm256_min_pd(d1, best1);
   }
@@ -213,10 +210,7 @@ __attribute__((target("avx2"))) int64_t relax_avx2(const double* c, const double
   const int64_t kv = k;
   for (; k < n; ++k) {
     const double cand = (c[k] - v[k]) - h;
-    if (cand < d[k]) {
-      d[k] = cand;
-      pred[k] = ip;
-    }
+    d[k] = cand < d[k] ? cand : d[k];
     best = std::min(best, d[k]);
   }
   *dmin = best;
@@ -233,67 +227,40 @@ __attribute__((target("avx2"))) int64_t relax_avx2(const double* c, const double
 }
 
 __attribute__((target("avx2"))) void rowmin2_avx2(const double* c, const double* v, int64_t n,
-                                                   double* m1, int64_t* j1, double* m2,
-                                                   int64_t* j2) {
-  // Per lane: smallest (first index) and smallest among the others (first index), then an
-  // exact merge, so the result equals rowmin2_portable's.
+                                                   double* m1, int64_t* j1, double* m2) {
+  // As rowmin2_sse2 with 4-wide lanes: branch-free min/max pass, then an early-exit index pass.
   const __m256d inf = _mm256_set1_pd(kInf);
-  const __m256d four = _mm256_set1_pd(4.0);
-  __m256d a = inf, b = inf, ia = _mm256_setzero_pd(), ib = ia;
-  __m256d idx = _mm256_setr_pd(0.0, 1.0, 2.0, 3.0);
+  __m256d a0 = inf, b0 = inf, a1 = inf, b1 = inf;
   int64_t k = 0;
-  for (; k + 4 <= n; k += 4) {
-    const __m256d h = _mm256_sub_pd(_mm256_loadu_pd(c + k), _mm256_loadu_pd(v + k));
-    const __m256d lt_b = _mm256_cmp_pd(h, b, _CMP_LT_OQ);
-    const __m256d lt_a = _mm256_cmp_pd(h, a, _CMP_LT_OQ);
-    // h < a: b <- a, a <- h ; a <= h < b: b <- h
-    const __m256d nb = _mm256_blendv_pd(h, a, lt_a);
-    const __m256d nib = _mm256_blendv_pd(idx, ia, lt_a);
-    b = _mm256_blendv_pd(b, nb, lt_b);
-    ib = _mm256_blendv_pd(ib, nib, lt_b);
-    a = _mm256_blendv_pd(a, h, lt_a);
-    ia = _mm256_blendv_pd(ia, idx, lt_a);
-    idx = _mm256_add_pd(idx, four);
+  for (; k + 8 <= n; k += 8) {
+    const __m256d h0 = _mm256_sub_pd(_mm256_loadu_pd(c + k), _mm256_loadu_pd(v + k));
+    const __m256d h1 = _mm256_sub_pd(_mm256_loadu_pd(c + k + 4), _mm256_loadu_pd(v + k + 4));
+    b0 = _mm256_min_pd(b0, _mm256_max_pd(a0, h0));
+    b1 = _mm256_min_pd(b1, _mm256_max_pd(a1, h1));
+    a0 = _mm256_min_pd(a0, h0);
+    a1 = _mm256_min_pd(a1, h1);
   }
-  alignas(32) double av[4], bv[4], ai[4], bi[4];
-  _mm256_store_pd(av, a);
-  _mm256_store_pd(bv, b);
-  _mm256_store_pd(ai, ia);
-  _mm256_store_pd(bi, ib);
-  // candidates: (value, index); pick the (value, index)-smallest, then the next one.
-  double cv[8];
-  int64_t ci[8];
-  int nc = 0;
-  for (int l = 0; l < 4; ++l) {
-    cv[nc] = av[l];
-    ci[nc++] = static_cast<int64_t>(ai[l]);
-    cv[nc] = bv[l];
-    ci[nc++] = static_cast<int64_t>(bi[l]);
-  }
-  auto less = [](double x, int64_t ix, double y, int64_t iy) {
-    return x < y || (x == y && ix < iy);
-  };
-  // tail elements (fewer than 4) become further candidates via the scalar rule below
-  double A = kInf, B = kInf;
-  int64_t JA = -1, JB = -1;
-  auto push = [&](double h, int64_t i) {
-    if (!(h < kInf)) return;
-    if (JA < 0 || less(h, i, A, JA)) {
-      B = A;
-      JB = JA;
-      A = h;
-      JA = i;
-    } else if (JB < 0 || less(h, i, B, JB)) {
-      B = h;
-      JB = i;
+  alignas(32) double vals[24];
+  _mm256_store_pd(vals, a0);
+  _mm256_store_pd(vals + 4, b0);
+  _mm256_store_pd(vals + 8, a1);
+  _mm256_store_pd(vals + 12, b1);
+  int nv = 16;
+  for (int64_t t = k; t < n; ++t) vals[nv++] = c[t] - v[t];
+  two_smallest(vals, nv, m1, m2);
+  const __m256d vb = _mm256_set1_pd(*m1);
+  int64_t q = 0;
+  for (; q + 4 <= n; q += 4) {
+    const __m256d hq = _mm256_sub_pd(_mm256_loadu_pd(c + q), _mm256_loadu_pd(v + q));
+    const int mask = _mm256_movemask_pd(_mm256_cmp_pd(hq, vb, _CMP_EQ_OQ));
+    if (mask) {
+      *j1 = q + __builtin_ctz(static_cast<unsigned>(mask));
+      return;
     }
-  };
-  for (int q = 0; q < nc; ++q) push(cv[q], ci[q]);
-  for (; k < n; ++k) push(c[k] - v[k], k);
-  *m1 = A;
-  *j1 = JA < 0 ? 0 : JA;
-  *m2 = B;
-  *j2 = JB < 0 ? 0 : JB;
+  }
+  for (; q < n; ++q)
+    if (c[q] - v[q] == *m1) break;
+  *j1 = q;
 }
 #endif
 
@@ -316,8 +283,10 @@ RelaxFn relax_kernel() {
 RowMin2Fn rowmin2_kernel() {
 #ifdef DPOT_X86
   if (g_enabled && __builtin_cpu_supports("avx2")) return rowmin2_avx2;
-#endif
+  return rowmin2_sse2;
+#else
   return rowmin2_portable;
+#endif
 }
 
 }  // namespace dpot::detail

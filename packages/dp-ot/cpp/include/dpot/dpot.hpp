@@ -40,11 +40,13 @@ class AssignmentSolver {
  private:
   int augment_all(const double* cost, int64_t nr, int64_t nc, const int64_t* free_rows,
                   int64_t nfree);
+  int64_t init_jv(const double* cost, int64_t n);
+  int64_t init_auction(const double* cost, int64_t n);
   void resize(int64_t nr, int64_t nc);
   void write_duals(const double* cost, int64_t nr, int64_t nc, double* u, double* v) const;
 
   std::vector<double> v_, d_, pred_, dsave_, vsave_;
-  std::vector<int64_t> row4col_, col4row_, done_, free_;
+  std::vector<int64_t> row4col_, col4row_, done_, free_, srow_;
 };
 
 /// scipy-compatible rectangular assignment: any nr, nc; writes k = min(nr, nc) pairs with
