@@ -10,7 +10,6 @@
 #include <vector>
 
 #include "dpot/dpot.hpp"
-namespace dpot { extern int64_t g_steps, g_bids, g_free; }
 
 static double cpu_s() {
   timespec t;
@@ -45,9 +44,6 @@ int main(int argc, char** argv) {
     for (int i = 0; i < n; ++i) ca += c[i * n + a[i]], cg += c[i * n + g[i]];
     if (std::abs(ca - cg) > 1e-12 * cg) std::printf("MISMATCH block %d: %.17g vs %.17g\n", b, ca, cg);
   }
-  dpot::g_steps = dpot::g_bids = dpot::g_free = 0;
-  for (int b = 0; b < B; ++b) solver.solve_square_dense(costs.data() + static_cast<size_t>(b) * n * n, n, a.data());
-  std::printf("per block: steps %.0f bids %.0f free %.1f\n", double(dpot::g_steps)/B, double(dpot::g_bids)/B, double(dpot::g_free)/B);
   for (bool simd : {true, false}) {
     const char* lvl = dpot::set_simd_enabled(simd);
     double best = 1e9;

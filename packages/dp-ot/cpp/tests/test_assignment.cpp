@@ -139,6 +139,69 @@ void dense_duals_and_batch(std::mt19937_64& rng) {
   }
 }
 
+// Larger square instances through the fast path (JV init + relaxation without stored
+// predecessors, recovered on the augmenting path by recomputing candidates bit for bit):
+// heavy ties (many equal candidates, so the "first scanned row" rule matters), integer costs,
+// large magnitudes, and squared-Euclidean blocks. Oracle: a dual certificate (u_i + v_j <= c_ij,
+// equality on the assignment) plus equality with the generic cold-start solver.
+void dense_stress(std::mt19937_64& rng) {
+  dpot::AssignmentSolver solver;
+  std::normal_distribution<double> N01;
+  for (int n : {2, 3, 7, 33, 100, 256}) {
+    for (int kind = 0; kind < 5; ++kind) {
+      std::vector<double> c(static_cast<size_t>(n) * n);
+      if (kind == 4) {  // squared Euclidean, N(0, I3) noise vs data, as in the pairing blocks
+        std::vector<double> x0(n * 3), x1(n * 3);
+        for (auto& x : x0) x = N01(rng);
+        for (auto& x : x1) x = N01(rng);
+        for (int i = 0; i < n; ++i)
+          for (int j = 0; j < n; ++j) {
+            double s = 0;
+            for (int q = 0; q < 3; ++q) {
+              const double t = x1[i * 3 + q] - x0[j * 3 + q];
+              s += t * t;
+            }
+            c[i * n + j] = s;
+          }
+      }
+      for (auto& x : c) {
+        if (kind == 0) x = static_cast<double>(rng() % 2);                  // 0/1: extreme ties
+        if (kind == 1) x = static_cast<double>(rng() % 17);                 // small integers
+        if (kind == 2) x = static_cast<double>(rng() % 100000) * 1e9;       // large integers
+        if (kind == 3) x = 1e15 + static_cast<double>(rng() % 1000) * 4.0;  // large offset
+      }
+      std::vector<int64_t> a(n), g(n);
+      std::vector<double> u(n), v(n);
+      CHECK(solver.solve_square_dense(c.data(), n, a.data(), u.data(), v.data()) == dpot::kOk,
+            "status n=%d kind=%d", n, kind);
+      CHECK(solver.solve(c.data(), n, n, g.data()) == dpot::kOk, "generic status");
+      double cmax = 0, ca = 0, cg = 0;
+      for (double x : c) cmax = std::max(cmax, std::abs(x));
+      std::vector<char> used(n, 0);
+      for (int i = 0; i < n; ++i) {
+        CHECK(a[i] >= 0 && a[i] < n && !used[a[i]], "not a permutation (n=%d kind=%d)", n, kind);
+        if (a[i] >= 0 && a[i] < n) used[a[i]] = 1;
+        const double base = kind == 3 ? 1e15 : 0.0;  // keep the integer sums below 2^53
+        ca += c[i * n + a[i]] - base;
+        cg += c[i * n + g[i]] - base;
+      }
+      // Duals are sums/differences of a few costs: integer kinds (< 2^53) are exact; the
+      // float kind is exact up to a few roundings of magnitude cmax.
+      const double tol = kind == 4 ? 1e-12 * cmax : 0.0;
+      int bad = 0;
+      for (int i = 0; i < n; ++i) {
+        if (std::abs(u[i] + v[a[i]] - c[i * n + a[i]]) > tol) ++bad;
+        for (int j = 0; j < n; ++j)
+          if (u[i] + v[j] > c[i * n + j] + tol) ++bad;
+      }
+      CHECK(bad == 0, "dual certificate fails at %d entries (n=%d kind=%d)", bad, n, kind);
+      // integer kinds: sums exact; float kind: same optimum up to summation rounding
+      CHECK(kind == 4 ? std::abs(ca - cg) <= 1e-12 * std::abs(cg) : ca == cg,
+            "dense %.17g vs generic %.17g (n=%d kind=%d)", ca, cg, n, kind);
+    }
+  }
+}
+
 void invalid_inputs() {
   const double nan = std::numeric_limits<double>::quiet_NaN();
   std::vector<double> c = {1, nan, 2, 3};
@@ -158,6 +221,7 @@ int main() {
     std::printf("simd level: %s\n", dpot::set_simd_enabled(simd));
     random_instances(rng);
     dense_duals_and_batch(rng);
+    dense_stress(rng);
   }
   invalid_inputs();
   std::printf("%s (%d failures)\n", g_failures ? "FAIL" : "OK", g_failures);

@@ -40,8 +40,7 @@ class AssignmentSolver {
  private:
   int augment_all(const double* cost, int64_t nr, int64_t nc, const int64_t* free_rows,
                   int64_t nfree);
-  int64_t init_jv(const double* cost, int64_t n);
-  int64_t init_auction(const double* cost, int64_t n);
+  int64_t init_jv(const double* cost, int64_t n);  // returns the number of free rows
   void resize(int64_t nr, int64_t nc);
   void write_duals(const double* cost, int64_t nr, int64_t nc, double* u, double* v) const;
 
