@@ -101,7 +101,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     _setup_logging(args.out, args.quiet)
     from ._runner import run_pipeline
 
-    result = run_pipeline(config, args.out, from_stage=args.from_stage)
+    try:
+        result = run_pipeline(config, args.out, from_stage=args.from_stage)
+    except KeyboardInterrupt:
+        print(
+            "\ndeep-potential: interrupted; run the same command again to resume "
+            "(finished stages are kept, checkpoints resume)",
+            file=sys.stderr,
+        )
+        return 130
     print(f"report: {result.unit('report').directory / 'report.md'}")
     return 0
 
