@@ -230,8 +230,7 @@ int linear_sum_assignment(const double* cost, int64_t nr, int64_t nc, int64_t* r
   AssignmentSolver solver;
   std::vector<int64_t> c4r(k);
   if (nr <= nc) {
-    bool finite = nr == nc;
-    for (int64_t t = 0; finite && t < nr * nc; ++t) finite = std::isfinite(cost[t]);
+    const bool finite = nr == nc && detail::all_finite(cost, nr * nc);
     const int st = finite ? solver.solve_square_dense(cost, nr, c4r.data())
                           : solver.solve(cost, nr, nc, c4r.data());
     if (st != kOk) return st;

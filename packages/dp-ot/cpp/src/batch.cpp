@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "dpot/dpot.hpp"
+#include "kernels.hpp"
 
 namespace dpot {
 namespace {
@@ -39,8 +40,7 @@ void batch_assignment(const double* costs, int64_t batch, int64_t n, int threads
                       int64_t* col4row, int* status) {
   parallel_for(batch, threads, [&](int64_t b, AssignmentSolver& solver, std::vector<double>&) {
     const double* c = costs + b * n * n;
-    bool finite = true;
-    for (int64_t k = 0; finite && k < n * n; ++k) finite = std::isfinite(c[k]);
+    const bool finite = detail::all_finite(c, n * n);
     status[b] = finite ? solver.solve_square_dense(c, n, col4row + b * n)
                        : solver.solve(c, n, n, col4row + b * n);
   });

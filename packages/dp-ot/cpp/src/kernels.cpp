@@ -270,6 +270,25 @@ bool g_avx512 = std::getenv("DPOT_AVX512") != nullptr;
 
 }  // namespace
 
+bool all_finite(const double* x, int64_t n) {
+  int64_t k = 0;
+#ifdef DPOT_X86
+  __m128d a0 = _mm_setzero_pd(), a1 = a0;
+  for (; k + 4 <= n; k += 4) {
+    const __m128d x0 = _mm_loadu_pd(x + k), x1 = _mm_loadu_pd(x + k + 2);
+    a0 = _mm_add_pd(a0, _mm_sub_pd(x0, x0));  // NaN propagates through the sum
+    a1 = _mm_add_pd(a1, _mm_sub_pd(x1, x1));
+  }
+  alignas(16) double s[2];
+  _mm_store_pd(s, _mm_add_pd(a0, a1));
+  double acc = s[0] + s[1];
+#else
+  double acc = 0.0;
+#endif
+  for (; k < n; ++k) acc += x[k] - x[k];
+  return acc == 0.0;
+}
+
 RelaxFn relax_kernel() {
 #ifdef DPOT_X86
   if (g_enabled && g_avx512 && __builtin_cpu_supports("avx512f")) return relax_avx512;

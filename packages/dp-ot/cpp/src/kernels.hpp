@@ -23,4 +23,7 @@ using RowMin2Fn = void (*)(const double* c, const double* v, int64_t n, double* 
 
 RowMin2Fn rowmin2_kernel();
 
+/// True when no entry is NaN or +-inf (branch-free: x - x is 0 exactly for finite x).
+bool all_finite(const double* x, int64_t n);
+
 }  // namespace dpot::detail
