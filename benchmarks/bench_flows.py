@@ -37,12 +37,13 @@ def jax_train_throughput(width, depth, batch, n_steps, emb=32, d=3, c=3) -> floa
         np.ones(batch, f32),
         rng.uniform(size=batch).astype(f32),
     ]
+    i = np.int32(0)
     for _ in range(3):
-        field, state, loss = step(field, state, *args)
+        field, state, _, loss = step(field, state, field, i, *args)
     jax.block_until_ready(loss)
     t = time.perf_counter()
     for _ in range(n_steps):
-        field, state, loss = step(field, state, *args)
+        field, state, _, loss = step(field, state, field, i, *args)
     jax.block_until_ready(loss)
     return n_steps * batch / (time.perf_counter() - t)
 

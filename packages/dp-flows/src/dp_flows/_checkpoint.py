@@ -21,6 +21,7 @@ class TrainState(NamedTuple):
     field: Any
     opt_state: Any
     best: Any
+    ema: Any  # EMA of the weights (the field itself when ema_decay = 0)
 
 
 def exists(ckpt_dir: Path) -> bool:

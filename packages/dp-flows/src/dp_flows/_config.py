@@ -31,6 +31,9 @@ class FlowConfig:
         warmup_steps: linear warm-up steps.
         weight_decay: AdamW decoupled weight decay.
         grad_clip: global gradient-norm clip (0 = none).
+        ema_decay: exponential moving average of the weights (0 = off); validation, model
+            selection and the returned flow use the averaged weights. The effective decay
+            ramps up as ``min(ema_decay, (1 + step) / (10 + step))``.
         val_fraction: fraction of the stars held out for validation / model selection.
         ot: minibatch optimal-transport pairing; ``None`` = on for unconditional flows, off
             for conditional ones (OT biases conditional flows).
@@ -39,7 +42,10 @@ class FlowConfig:
         weight_clip: per-star weights are clipped at this value before normalisation.
         rtol, atol: adaptive Tsit5 tolerances used by ``log_prob``/``sample``.
         max_steps: step limit of one ODE solve (exceeding it is an error).
-        fixed_steps: if > 0, use a fixed-step Tsit5 solve with this many steps instead.
+        fixed_steps: if > 0, use a fixed-step solve of the whole batch with this many steps
+            instead (much faster: 4 RK4 steps match the adaptive solve on the Plummer
+            benchmark, see ``benchmarks/results/flows.md``).
+        fixed_solver: the fixed-step method: ``"rk4"``, ``"midpoint"`` or ``"euler"``.
         eval_every: validate every this many epochs.
         checkpoint_every: write a resumable checkpoint every this many epochs.
         dtype: ``"float32"`` (fast) or ``"float64"`` parameters and training arithmetic.
@@ -56,6 +62,7 @@ class FlowConfig:
     warmup_steps: int = 100
     weight_decay: float = 1e-4
     grad_clip: float = 1.0
+    ema_decay: float = 0.0
     val_fraction: float = 0.25
     ot: bool | None = None
     ot_block: int = 256
@@ -65,6 +72,7 @@ class FlowConfig:
     atol: float = 1e-5
     max_steps: int = 4096
     fixed_steps: int = 0
+    fixed_solver: str = "rk4"
     eval_every: int = 1
     checkpoint_every: int = 5
     dtype: str = "float32"
@@ -85,11 +93,18 @@ class FlowConfig:
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"FlowConfig.{name} must be finite and > 0, got {value}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"FlowConfig.ema_decay must be in [0, 1), got {self.ema_decay}")
         if not 0.0 < self.val_fraction < 1.0:
             raise ValueError(f"FlowConfig.val_fraction must be in (0, 1), got {self.val_fraction}")
         if not 0.0 <= self.lr_final_fraction <= 1.0:
             raise ValueError(
                 f"FlowConfig.lr_final_fraction must be in [0, 1], got {self.lr_final_fraction}"
+            )
+        if self.fixed_solver not in ("rk4", "midpoint", "euler"):
+            raise ValueError(
+                "FlowConfig.fixed_solver must be 'rk4', 'midpoint' or 'euler', "
+                f"got {self.fixed_solver!r}"
             )
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"FlowConfig.dtype must be 'float32' or 'float64', got {self.dtype!r}")

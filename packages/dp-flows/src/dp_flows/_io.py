@@ -55,6 +55,7 @@ def save_flow(flow: Flow, directory: str | Path) -> Path:
             "atol": flow.atol,
             "max_steps": flow.max_steps,
             "fixed_steps": flow.fixed_steps,
+            "fixed_solver": flow.fixed_solver,
         },
         "standardisation": {
             "x_mean": np.asarray(flow.x_mean).tolist(),

@@ -44,14 +44,30 @@ def make_optimizer(config: FlowConfig, total_steps: int) -> optax.GradientTransf
     return adamw
 
 
-def make_step(optimizer: optax.GradientTransformation):
-    """One jitted training step ``(field, opt_state, z0, z1, c, w, t) → (field, state, loss)``."""
+def make_step(optimizer: optax.GradientTransformation, ema_decay: float = 0.0):
+    """One jitted training step.
+
+    ``(field, opt_state, ema, i, z0, z1, c, w, t) → (field, opt_state, ema, loss)``; ``ema`` is
+    the moving average of the weights (the new field when ``ema_decay`` is 0), ``i`` the
+    global step number (a scalar array: no recompiles).
+    """
 
     @eqx.filter_jit
-    def step(field, opt_state, z0, z1, c, w, t):
+    def step(field, opt_state, ema, i, z0, z1, c, w, t):
         loss, grads = eqx.filter_value_and_grad(cfm_loss)(field, z0, z1, c, w, t)
-        updates, opt_state = optimizer.update(grads, opt_state, eqx.filter(field, eqx.is_array))
-        return eqx.apply_updates(field, updates), opt_state, loss
+        params = eqx.filter(field, eqx.is_array)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        field = eqx.apply_updates(field, updates)
+        if ema_decay > 0:
+            n = jnp.asarray(i, jnp.float32)
+            d = jnp.minimum(ema_decay, (1.0 + n) / (10.0 + n))
+            new = eqx.filter(field, eqx.is_array)
+            old, static = eqx.partition(ema, eqx.is_array)
+            avg = jax.tree.map(lambda e, p: (d * e + (1.0 - d) * p).astype(e.dtype), old, new)
+            ema = eqx.combine(avg, static)
+        else:
+            ema = field
+        return field, opt_state, ema, loss
 
     return step
 
@@ -157,7 +173,7 @@ def fit_flow(
     )
     optimizer = make_optimizer(config, total)
     opt_state = optimizer.init(eqx.filter(field, eqx.is_array))
-    state = _checkpoint.TrainState(field, opt_state, field)
+    state = _checkpoint.TrainState(field, opt_state, field, field)
     meta = {"config": config.to_dict(), "seed": int(seed), "n": n, "d": d, "batch": batch}
     ckpt_dir = None if out_dir is None else Path(out_dir) / "checkpoint"
     start_epoch, best_val, history = 0, math.inf, []
@@ -167,7 +183,7 @@ def fit_flow(
     mesh = Mesh(np.asarray(devices), ("batch",))
     shard = NamedSharding(mesh, PartitionSpec("batch"))
     state = jax.device_put(state, NamedSharding(mesh, PartitionSpec()))
-    step = make_step(optimizer)
+    step = make_step(optimizer, config.ema_decay)
 
     def put(*arrays):
         return [None if a is None else jax.device_put(a.astype(dt), shard) for a in arrays]
@@ -209,7 +225,7 @@ def fit_flow(
         initial=start_epoch,
         total=config.n_epochs,
     )
-    field, opt_state, best = state.field, state.opt_state, state.best
+    field, opt_state, best, ema = state.field, state.opt_state, state.best, state.ema
     for epoch in bar:
         erng = _pairing.epoch_rng(seed, epoch)
         if source is not None:
@@ -219,10 +235,11 @@ def fit_flow(
         else:
             batches = _pairing.independent_batches(erng, len(zt), batch, d)
         losses = []
-        for rows, z0 in batches:
+        for j, (rows, z0) in enumerate(batches):
             t = np.sqrt(erng.uniform(size=batch))
             args = put(z0, zt[rows], None if ct is None else ct[rows], wt[rows], t)
-            field, opt_state, loss = step(field, opt_state, *args)
+            i = np.int32(epoch * steps_per_epoch + j)
+            field, opt_state, ema, loss = step(field, opt_state, ema, i, *args)
             losses.append(loss)
         train_loss = float(jnp.mean(jnp.stack(losses)))
         if not math.isfinite(train_loss):
@@ -232,10 +249,10 @@ def fit_flow(
             )
         record = {"epoch": epoch, "train_loss": train_loss}
         if (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.n_epochs:
-            val_loss = float(_eval_loss(field, *val_data))
+            val_loss = float(_eval_loss(ema, *val_data))
             record["val_loss"] = val_loss
             if val_loss < best_val:
-                best_val, best = val_loss, field
+                best_val, best = val_loss, ema
         history.append(record)
         bar.set_postfix(
             train=f"{train_loss:.4f}",
@@ -244,7 +261,7 @@ def fit_flow(
         )
         done = epoch + 1 == config.n_epochs
         if ckpt_dir is not None and ((epoch + 1) % config.checkpoint_every == 0 or done):
-            state = _checkpoint.TrainState(field, opt_state, best)
+            state = _checkpoint.TrainState(field, opt_state, best, ema)
             _checkpoint.save(ckpt_dir, state, epoch + 1, best_val, history, meta)
 
     if tmpdir is not None:
@@ -259,6 +276,7 @@ def fit_flow(
         atol=config.atol,
         max_steps=config.max_steps,
         fixed_steps=config.fixed_steps,
+        fixed_solver=config.fixed_solver,
     )
     if out_dir is not None:
         from ._io import save_flow, write_json
