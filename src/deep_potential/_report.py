@@ -193,6 +193,8 @@ def _figures(
 
         ln_s_true = M.safe_log(truth.selection(pts))
         ln_n_true = M.safe_log(truth.number_density(pts))
+        cut = config.report.s_cut
+        seen = np.exp(ln_s_true) > cut  # the evaluated region (DESIGN.md §6)
         plot_truth = getattr(dp_mock, "plot_truth", None)  # dp-mock's own Fig. 1, if public
         if plot_truth is not None:
             plot_truth(catalog, out / "fig1_mock.png")
@@ -219,7 +221,11 @@ def _figures(
         if truth is not None:
             maps["ln S_true"] = img(ln_s_true)
             maps["ln S_model (+const)"] = img(ln_s - np.nanmedian(ln_s - ln_s_true))
-            maps["Δln S"] = img(M.remove_constant(ln_s - ln_s_true)[0])
+            maps[f"Δln S (S_true > {cut:g})"] = img(
+                np.where(
+                    seen, M.remove_constant(np.where(seen, ln_s - ln_s_true, np.nan))[0], np.nan
+                )
+            )
         else:
             maps["ln S_model"] = img(ln_s)
     if "conditional" in models:
@@ -227,7 +233,11 @@ def _figures(
         if truth is not None:
             maps["ln n_true"] = img(ln_n_true)
             maps["ln n_model (+const)"] = img(ln_n - np.nanmedian(ln_n - ln_n_true))
-            maps["Δln n"] = img(M.remove_constant(ln_n - ln_n_true)[0])
+            maps[f"Δln n (S_true > {cut:g})"] = img(
+                np.where(
+                    seen, M.remove_constant(np.where(seen, ln_n - ln_n_true, np.nan))[0], np.nan
+                )
+            )
         else:
             maps["ln n_model"] = img(ln_n)
     if maps:
