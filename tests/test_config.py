@@ -96,5 +96,7 @@ def test_cli_fails_before_any_work(tmp_path: Path, capsys: pytest.CaptureFixture
 
 @pytest.mark.parametrize("name", ["demo.toml", "paper.toml", "paper-dustfree.toml"])
 def test_shipped_configs_validate(name: str) -> None:
+    if not (CONFIGS / name).is_file():  # tests run from an installed wheel without the checkout
+        pytest.skip(f"{CONFIGS / name} not present")
     cfg = load_config(CONFIGS / name)
     assert set(cfg.methods) == {"vanilla", "selection", "conditional"}
