@@ -9,7 +9,9 @@ PyTorch is a benchmark-only dependency (`.venv/bin/pip install torch==2.13.0`).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
+import tempfile
 import time
 
 import dp_flows
@@ -98,63 +100,144 @@ def torch_train_throughput(width, depth, batch, n_steps, emb=32, d=3, c=3) -> fl
     return n_steps * batch / (time.perf_counter() - start)
 
 
-def plummer_accuracy(n_train: int, n_eval: int, config: dp_flows.FlowConfig) -> None:
+def _median_table(label: str, edges, key: np.ndarray, errs: dict[str, np.ndarray]) -> None:
+    names = list(errs)
+    print(f"| {label} | n | " + " | ".join(f"median rel. err {k}" for k in names) + " |")
+    print("|---" * (2 + len(names)) + "|")
+    for lo, hi in itertools.pairwise(edges):
+        m = (key >= lo) & (key < hi)
+        if m.any():
+            cells = " | ".join(f"{np.median(errs[k][m]):.3f}" for k in names)
+            print(f"| {lo:g}–{hi:g} | {m.sum()} | {cells} |")
+    cells = " | ".join(f"{np.median(errs[k]):.3f}" for k in names)
+    print(f"| all | {len(key)} | {cells} |")
+
+
+def _rel(g: np.ndarray, t: np.ndarray) -> np.ndarray:
+    return np.linalg.norm(g - t, axis=1) / np.linalg.norm(t, axis=1)
+
+
+def conditional_accuracy(
+    n_train: int, n_eval: int, config: dp_flows.FlowConfig, solvers: list[str], workdir: str
+) -> None:
+    """p(v|x) on dp-mock's demo catalogue (dust + magnitude limit): accuracy and speed.
+
+    Trains on ``n_train`` observed stars of the demo catalogue (seed 0) and evaluates
+    ∇ ln p(v|x) on ``n_eval`` observed stars of an independent catalogue (seed 1) against
+    dp-mock's closed forms, binned by radius and by the true selection S_true(x). The
+    v-dependent part of the ∇_x error (what the conditional CBE solver cannot absorb into
+    ∇ ln n) is measured at 64 positions × 32 velocities drawn from the true p(v|x).
+    """
     import dp_mock
 
-    p = dp_mock.PlummerSphere()
-    x, v = p.sample(0, n_train)
+    mock = dataclasses.replace(dp_mock.preset("demo"), n_observed=n_train)
+    train_path = dp_mock.generate_catalog(mock, f"{workdir}/train.h5", seed=0, progress=False)
+    eval_path = dp_mock.generate_catalog(mock, f"{workdir}/eval.h5", seed=1, progress=False)
+    cat, ev = dp_mock.read_catalog(train_path), dp_mock.read_catalog(eval_path)
+    truth = dp_mock.load_truth(eval_path)
     t = time.perf_counter()
-    flow = dp_flows.fit_flow(v, condition=x, config=config, seed=0, progress=False)
+    flow = dp_flows.fit_flow(cat["v"], condition=cat["x"], config=config, seed=0, progress=False)
     t_fit = time.perf_counter() - t
-    xe, ve = p.sample(1, n_eval)
-    dp_flows.grad_log_prob(flow, ve[:256], xe[:256], batch_size=4096)  # compile
-    t = time.perf_counter()
-    gv, gx = dp_flows.grad_log_prob(flow, ve, xe, batch_size=4096, progress=False)
-    t_grad = time.perf_counter() - t
-    tx, tv = p.grad_log_p_v_given_x(xe, ve)
-    rel_v = np.linalg.norm(gv - tv, axis=1) / np.linalg.norm(tv, axis=1)
-    rel_x = np.linalg.norm(gx - tx, axis=1) / np.linalg.norm(tx, axis=1)
-    r = np.linalg.norm(xe, axis=1)
-    print(f"\nPlummer p(v|x): {n_train} stars, config {config.to_dict()}")
+    x, v = ev["x"][:n_eval], ev["v"][:n_eval]
+    tx, tv = truth.grad_log_p_v_given_x(x, v)
+    s_true, r = truth.selection(x), np.linalg.norm(x, axis=1)
+    # 64 positions × 32 velocities from the true p(v|x), for the v-dependent ∇_x error.
+    xs = np.repeat(x[:64], 32, axis=0)
+    vs = truth.plummer.sample_velocities(np.uint64(12345), np.arange(len(xs)), xs)
+    txs, _ = truth.grad_log_p_v_given_x(xs, vs)
+    print(f"\np(v|x) on the demo catalogue: {n_train} stars (train), {n_eval} held out")
+    print(f"config {config.to_dict()}")
     print(
-        f"fit {t_fit:.1f} s; grad ∇ln p(v|x): {n_eval / t_grad:.0f} samples/s "
-        f"({n_eval} points, batch 4096)"
+        f"fit {t_fit:.1f} s ({n_train * (1 - config.val_fraction) * config.n_epochs / t_fit:,.0f}"
+        " samples/s incl. validation)"
     )
-    print("| r bin (kpc) | n | median rel. err ∇_v ln p | median rel. err ∇_x ln p |")
-    print("|---|---|---|---|")
-    edges = [0, 2, 4, 6, 8]
-    for lo, hi in itertools.pairwise(edges):
-        m = (r >= lo) & (r < hi)
-        print(f"| {lo}–{hi} | {m.sum()} | {np.median(rel_v[m]):.3f} | {np.median(rel_x[m]):.3f} |")
-    print(f"| all | {len(r)} | {np.median(rel_v):.3f} | {np.median(rel_x):.3f} |")
+    for spec in solvers:
+        if spec == "adaptive":
+            f = flow.with_solver(fixed_steps=0)
+        else:
+            method, steps = spec.split(":")
+            f = flow.with_solver(fixed_steps=int(steps), fixed_solver=method)
+        batch = 2048 if spec == "adaptive" else 4096
+        gv, gx = dp_flows.grad_log_prob(f, v, x, batch_size=batch, progress=False)
+        n_speed = n_eval if spec == "adaptive" else max(4 * batch, n_eval)
+        xr, vr = np.resize(x, (n_speed, 3)), np.resize(v, (n_speed, 3))
+        c0, t0 = time.process_time(), time.perf_counter()
+        dp_flows.grad_log_prob(f, vr, xr, batch_size=batch, progress=False)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        gxs = dp_flows.grad_log_prob(f, vs, xs, batch_size=batch, progress=False)[1]
+        e = (gxs - txs).reshape(64, 32, 3)
+        e_vdep = e - e.mean(axis=1, keepdims=True)
+        rel_vdep = np.linalg.norm(e_vdep, axis=-1).ravel() / np.linalg.norm(txs, axis=1)
+        ok = s_true > 0.01
+        print(
+            f"\n### solver {spec}: {n_speed / wall:,.0f} gradients/s wall "
+            f"({n_speed / cpu:,.0f}/s per CPU-second; batch {batch}, {n_speed} points)"
+        )
+        print(
+            f"median rel. err ∇_v ln p: {np.median(_rel(gv, tv)):.4f} (S_true > 0.01: "
+            f"{np.median(_rel(gv[ok], tv[ok])):.4f}); ∇_x ln p: {np.median(_rel(gx, tx)):.3f}; "
+            f"v-dependent part of the ∇_x error: {np.median(rel_vdep):.3f}"
+        )
+        errs = {"∇_v ln p": _rel(gv, tv), "∇_x ln p": _rel(gx, tx)}
+        _median_table("r (kpc)", [0, 2, 4, 6, 8], r, errs)
+        _median_table("S_true", [0, 0.01, 0.03, 0.1, 0.3, 1.0001], s_true, errs)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--part", choices=["all", "train", "accuracy"], default="all")
     ap.add_argument("--n-train", type=int, default=2**17)
-    ap.add_argument("--epochs", type=int, default=24)
+    ap.add_argument("--n-eval", type=int, default=2**11)
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="FlowConfig override of the p(v|x) flow (repeatable), e.g. --set n_epochs=96",
+    )
+    ap.add_argument("--solvers", default="adaptive,rk4:2,rk4:3,rk4:4,rk4:8,midpoint:4")
     args = ap.parse_args()
     n_steps = 10 if args.quick else 30
     print(f"jax {jax.__version__}, devices {jax.devices()}")
-    print("| net (width×blocks, batch) | JAX samples/s | PyTorch samples/s | JAX/PyTorch |")
-    print("|---|---|---|---|")
-    for width, depth, batch in [(128, 4, 4096), (256, 4, 4096), (64, 2, 4096)]:
-        j = jax_train_throughput(width, depth, batch, n_steps)
-        try:
-            tt = torch_train_throughput(width, depth, batch, n_steps)
-        except ImportError:
-            tt = float("nan")
-        print(f"| {width}×{depth}, {batch} | {j:,.0f} | {tt:,.0f} | {j / tt:.2f} |")
+    if args.part in ("all", "train"):
+        print("| net (width×blocks, batch) | JAX samples/s | PyTorch samples/s | JAX/PyTorch |")
+        print("|---|---|---|---|")
+        for width, depth, batch in [(128, 4, 4096), (256, 4, 4096), (64, 2, 4096)]:
+            j = jax_train_throughput(width, depth, batch, n_steps)
+            try:
+                tt = torch_train_throughput(width, depth, batch, n_steps)
+            except ImportError:
+                tt = float("nan")
+            print(f"| {width}×{depth}, {batch} | {j:,.0f} | {tt:,.0f} | {j / tt:.2f} |")
+    if args.part == "train":
+        return
     try:
         import dp_mock  # noqa: F401
     except ImportError:
-        print("dp_mock not importable: Plummer accuracy skipped")
+        print("dp_mock not importable: p(v|x) accuracy skipped")
         return
-    cfg = dp_flows.FlowConfig(
-        width=128, depth=4, n_epochs=args.epochs, batch_size=4096, learning_rate=2e-3, ot=False
-    )
-    plummer_accuracy(args.n_train, 8192 if args.quick else 32768, cfg)
+    cfg = dp_flows.FlowConfig(**RECOMMENDED_CONDITIONAL)
+    for item in args.set:
+        key, _, value = item.partition("=")
+        cur = getattr(cfg, key)
+        cfg = cfg.replace(**{key: type(cur)(value) if cur is not None else value})
+    if args.quick:
+        cfg = cfg.replace(n_epochs=min(cfg.n_epochs, 8))
+    with tempfile.TemporaryDirectory(prefix="bench-flows-") as tmp:
+        conditional_accuracy(args.n_train, args.n_eval, cfg, args.solvers.split(","), tmp)
+
+
+# The p(v|x) FlowConfig this benchmark measures by default (the one recommended for the demo).
+RECOMMENDED_CONDITIONAL = {
+    "width": 96,
+    "depth": 3,
+    "batch_size": 4096,
+    "n_epochs": 96,
+    "learning_rate": 3e-3,
+    "ema_decay": 0.999,
+    "fixed_steps": 4,
+}
 
 
 if __name__ == "__main__":

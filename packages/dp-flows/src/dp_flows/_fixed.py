@@ -38,7 +38,13 @@ def _batched_field(field, t: Array, z: Array, c: Array | None) -> Array:
 def velocity_and_divergence(
     field, t: Array, z: Float[Array, "n d"], c: Float[Array, "n c"] | None
 ) -> tuple[Float[Array, "n d"], Float[Array, " n"]]:
-    """u(t, z, c) and its exact divergence tr ∂u/∂z for a batch (d JVPs of one linearisation)."""
+    """u(t, z, c) and its exact divergence tr ∂u/∂z for a batch.
+
+    Uses the field's own ``velocity_and_divergence`` (explicit forward Jacobian) when it has
+    one, else d JVPs of one linearisation.
+    """
+    if hasattr(field, "velocity_and_divergence") and not (field.sh_lmax and not field.cond_dim):
+        return field.velocity_and_divergence(jnp.full(z.shape[:1], t, z.dtype), z, c)
     u, jvp = jax.linearize(lambda q: _batched_field(field, t, q, c), z)
     d = z.shape[-1]
     basis = jnp.broadcast_to(jnp.eye(d, dtype=z.dtype)[:, None, :], (d, *z.shape))
