@@ -125,3 +125,29 @@ def test_config_and_input_errors():
         dp_flows.fit_flow(x, weights=-np.ones(100))
     with pytest.raises(ValueError, match=r"shape \(N, d\)"):
         dp_flows.fit_flow(np.zeros(100))
+
+
+def test_ema_step_averages_the_weights():
+    import equinox as eqx
+    import optax
+    from dp_flows._fields import ResNetField
+    from dp_flows._train import make_step
+
+    field = ResNetField(2, width=8, depth=1, time_embedding_dim=4, key=jax.random.key(0))
+    opt = optax.sgd(0.1)
+    state = opt.init(eqx.filter(field, eqx.is_array))
+    ema = jax.tree.map(lambda a: a + 1.0 if eqx.is_array(a) else a, field)
+    rng = np.random.default_rng(0)
+    args = [rng.standard_normal((16, 2)).astype(np.float32) for _ in range(2)]
+    args += [None, np.ones(16, np.float32), rng.uniform(size=16).astype(np.float32)]
+    # Late step (i = 10⁶): the ramp (1+i)/(10+i) exceeds 0.9, so the decay is exactly 0.9.
+    new, _, avg, _ = make_step(opt, 0.9)(field, state, ema, np.int32(10**6), *args)
+    # Early step (i = 0): decay 1/10.
+    _, _, avg0, _ = make_step(opt, 0.9)(field, state, ema, np.int32(0), *args)
+    # Off: the "average" is the new field itself.
+    _, _, same, _ = make_step(opt, 0.0)(field, state, ema, np.int32(5), *args)
+    w_new, w_ema = new.layer_in.weight, ema.layer_in.weight
+    # float32 arithmetic on O(1) numbers: 1e-6.
+    np.testing.assert_allclose(avg.layer_in.weight, 0.9 * w_ema + 0.1 * w_new, atol=1e-6)
+    np.testing.assert_allclose(avg0.layer_in.weight, 0.1 * w_ema + 0.9 * w_new, atol=1e-6)
+    np.testing.assert_array_equal(same.layer_in.weight, w_new)
