@@ -11,6 +11,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 from tqdm.auto import tqdm
 
@@ -187,9 +188,19 @@ def _map_batches(
     batch_size: int,
     progress: bool | None,
     what: str,
+    devices: list | None = None,
 ) -> list[np.ndarray]:
-    """Run ``fn(flow, *batch)`` over fixed-size, padded batches (one compile for all)."""
+    """Run ``fn(flow, *batch)`` over fixed-size, padded batches (one compile for all).
+
+    Each batch is split over ``devices`` (default: all of ``jax.devices()``) when its size
+    is a multiple of their number.
+    """
     batch_size = max(1, min(batch_size, n))
+    devs = list(devices or jax.devices())
+    if len(devs) > 1 and batch_size % len(devs) == 0:
+        place = NamedSharding(Mesh(np.asarray(devs), ("batch",)), PartitionSpec("batch"))
+    else:
+        place = devs[0]
     dt = np.dtype(flow.x_mean.dtype)
     arrays = [None if a is None else np.asarray(a, dtype=dt) for a in arrays]
     outs: list[list[np.ndarray]] = []
@@ -205,7 +216,7 @@ def _map_batches(
             b = a[lo:hi]
             if hi - lo < batch_size:  # pad with copies of the first row: same shape, no recompile
                 b = np.concatenate([b, np.repeat(b[:1], batch_size - (hi - lo), axis=0)])
-            batch.append(b)
+            batch.append(jax.device_put(b, place))
         res, aux = fn(flow, *batch)
         _check(aux, hi - lo, flow, what)
         leaves = [None if r is None else np.asarray(r)[: hi - lo] for r in jax.tree.leaves(res)]
@@ -237,6 +248,7 @@ def log_prob(
     *,
     batch_size: int = 8192,
     progress: bool | None = None,
+    devices: list | None = None,
 ) -> Float[np.ndarray, " n"]:
     """Exact ln p(x[|condition]) in the data's units, by integrating the divergence.
 
@@ -245,7 +257,7 @@ def log_prob(
     """
     x, condition = _validate(flow, x, condition)
     return _map_batches(
-        _log_prob_batch, flow, [x, condition], len(x), batch_size, progress, "log_prob"
+        _log_prob_batch, flow, [x, condition], len(x), batch_size, progress, "log_prob", devices
     )[0]
 
 
@@ -256,11 +268,16 @@ def grad_log_prob(
     *,
     batch_size: int = 4096,
     progress: bool | None = None,
+    devices: list | None = None,
 ) -> tuple[Float[np.ndarray, "n d"], Float[np.ndarray, "n c"] | None]:
-    """∇ₓ ln p and ∇_c ln p (None for unconditional flows), by autodiff through the solve."""
+    """∇ₓ ln p and ∇_c ln p (None for unconditional flows), by autodiff through the solve.
+
+    Batches are split over ``devices`` (default all; on CPU set
+    ``XLA_FLAGS=--xla_force_host_platform_device_count=2`` to use two cores as two devices).
+    """
     x, condition = _validate(flow, x, condition)
     res = _map_batches(
-        _grad_batch, flow, [x, condition], len(x), batch_size, progress, "grad_log_prob"
+        _grad_batch, flow, [x, condition], len(x), batch_size, progress, "grad_log_prob", devices
     )
     return res[0], (res[1] if condition is not None else None)
 
@@ -273,11 +290,14 @@ def sample(
     *,
     batch_size: int = 8192,
     progress: bool | None = None,
+    devices: list | None = None,
 ) -> Float[np.ndarray, "n d"]:
     """Draw n samples (one per condition row for conditional flows), in the data's units."""
     z0 = np.asarray(jax.random.normal(key, (n, flow.data_dim)))
     _validate(flow, z0, condition, name="samples")
-    return _map_batches(_sample_batch, flow, [z0, condition], n, batch_size, progress, "sample")[0]
+    return _map_batches(
+        _sample_batch, flow, [z0, condition], n, batch_size, progress, "sample", devices
+    )[0]
 
 
 def sample_steps(
