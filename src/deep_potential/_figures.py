@@ -204,6 +204,9 @@ def fig_dustfree(metrics: Mapping[str, Any], path: Path) -> Path:
     ):
         if key in df:
             _band(ax, df[key]["by_r"], COLORS["conditional"], key, False)
+        else:  # S = n_obs / n needs the spatial flow, which only the selection method trains
+            msg = "needs the spatial flow n_obs(x):\nadd \"selection\" to [run] methods"
+            ax.text(0.5, 0.5, msg, ha="center", va="center", transform=ax.transAxes)
         ax.set(xlabel="r [kpc]", ylabel=label)
         _ref_lines(ax, True)
     fig.suptitle("Fig. 6 - dust-free mock: tracer density and derived selection")
