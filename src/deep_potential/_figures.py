@@ -205,7 +205,7 @@ def fig_dustfree(metrics: Mapping[str, Any], path: Path) -> Path:
         if key in df:
             _band(ax, df[key]["by_r"], COLORS["conditional"], key, False)
         else:  # S = n_obs / n needs the spatial flow, which only the selection method trains
-            msg = "needs the spatial flow n_obs(x):\nadd \"selection\" to [run] methods"
+            msg = 'needs the spatial flow n_obs(x):\nadd "selection" to [run] methods'
             ax.text(0.5, 0.5, msg, ha="center", va="center", transform=ax.transAxes)
         ax.set(xlabel="r [kpc]", ylabel=label)
         _ref_lines(ax, True)
