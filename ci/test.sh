@@ -28,7 +28,8 @@ mkdir -p "$WORK/dist"
 
 stamp "bootstrap build tools"
 "$PY" -m venv "$WORK/venv-build"
-"$WORK/venv-build/bin/pip" install -q --upgrade pip build
+"$WORK/venv-build/bin/pip" install -q --upgrade pip build cmake  # cmake/ctest from PyPI: a fresh machine needs only a C++ compiler
+BIN="$WORK/venv-build/bin"
 
 for pkg in "${PACKAGES[@]}"; do
   stamp "build sdist + wheel: $pkg"
@@ -39,9 +40,9 @@ stamp "build sdist + wheel: deep-potential (umbrella)"
 ls -1 "$WORK/dist"
 
 stamp "dp-ot C++ unit tests (no Python)"
-cmake -S packages/dp-ot/cpp -B "$WORK/cpp-build" -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$WORK/cpp-build" -j 2 >/dev/null
-(cd "$WORK/cpp-build" && ctest --output-on-failure)
+"$BIN/cmake" -S packages/dp-ot/cpp -B "$WORK/cpp-build" -DCMAKE_BUILD_TYPE=Release >/dev/null
+"$BIN/cmake" --build "$WORK/cpp-build" -j 2 >/dev/null
+(cd "$WORK/cpp-build" && "$BIN/ctest" --output-on-failure)
 
 wheel_of() { ls "$WORK/dist/$(echo "$1" | tr - _)"-*.whl; }
 
