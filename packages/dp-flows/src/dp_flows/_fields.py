@@ -111,7 +111,8 @@ class ResNetField(eqx.Module):
         )
         self.layer_out = eqx.nn.Linear(width, data_dim, key=keys[-1], dtype=dt)
 
-    def _apply(self, t: Array, z: Array, c: Array | None) -> Array:
+    def _inputs(self, t: Array, z: Array, c: Array | None) -> Array:
+        """The first layer's input: z, the time embedding, the condition, harmonic features."""
         dt = self.layer_in.weight.dtype
         t, z = jnp.asarray(t, dt), jnp.asarray(z, dt)
         parts = [z, time_embedding(jnp.broadcast_to(t, z.shape[:-1]), self.time_embedding_dim)]
@@ -121,9 +122,12 @@ class ResNetField(eqx.Module):
             c = jnp.asarray(c, dt)
             parts.append(c)
         if self.sh_lmax:
-            pos = c[..., :3] if self.cond_dim else z[..., :3]
+            pos = c[..., :3] if c is not None and self.cond_dim else z[..., :3]
             parts.append(spherical_harmonic_features(pos, self.sh_lmax))
-        h = _linear(self.layer_in, jnp.concatenate(parts, axis=-1))
+        return jnp.concatenate(parts, axis=-1)
+
+    def _apply(self, t: Array, z: Array, c: Array | None) -> Array:
+        h = _linear(self.layer_in, self._inputs(t, z, c))
         for l1, l2 in self.blocks:
             h = h + _linear(l2, jax.nn.silu(_linear(l1, h)))
         return _linear(self.layer_out, jax.nn.silu(h))
@@ -152,18 +156,8 @@ class ResNetField(eqx.Module):
         """
         if self.sh_lmax and not self.cond_dim:
             raise NotImplementedError("spherical harmonics of z: use JVPs")
-        dt = self.layer_in.weight.dtype
-        t, z = jnp.asarray(t, dt), jnp.asarray(z, dt)
-        parts = [z, time_embedding(jnp.broadcast_to(t, z.shape[:-1]), self.time_embedding_dim)]
-        if self.cond_dim:
-            if c is None:
-                raise ValueError("this vector field is conditional: pass a condition c")
-            c = jnp.asarray(c, dt)
-            parts.append(c)
-        if self.sh_lmax:
-            parts.append(spherical_harmonic_features(c[..., :3], self.sh_lmax))
         w_in = self.layer_in.weight
-        h = _linear(self.layer_in, jnp.concatenate(parts, axis=-1))
+        h = _linear(self.layer_in, self._inputs(t, z, c))
         # jac[..., i, :] = ∂h/∂z_i; the first layer's is the same for every sample.
         jac = jnp.broadcast_to(
             w_in[:, : self.data_dim].T, (*z.shape[:-1], self.data_dim, self.width)
