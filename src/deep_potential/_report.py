@@ -216,30 +216,24 @@ def _figures(
         if isinstance(metrics.get("dustfree"), dict):
             F.fig_dustfree(metrics, out / "fig6_dustfree.png")
             files["fig6"] = "fig6_dustfree.png"
-    if "selection" in models:
-        ln_s = np.asarray(models["selection"].ln_selection(pts), dtype=np.float64)
-        if truth is not None:
-            maps["ln S_true"] = img(ln_s_true)
-            maps["ln S_model (+const)"] = img(ln_s - np.nanmedian(ln_s - ln_s_true))
-            maps[f"Δln S (S_true > {cut:g})"] = img(
-                np.where(
-                    seen, M.remove_constant(np.where(seen, ln_s - ln_s_true, np.nan))[0], np.nan
-                )
-            )
-        else:
-            maps["ln S_model"] = img(ln_s)
-    if "conditional" in models:
-        ln_n = np.asarray(models["conditional"].ln_n(pts), dtype=np.float64)
-        if truth is not None:
-            maps["ln n_true"] = img(ln_n_true)
-            maps["ln n_model (+const)"] = img(ln_n - np.nanmedian(ln_n - ln_n_true))
-            maps[f"Δln n (S_true > {cut:g})"] = img(
-                np.where(
-                    seen, M.remove_constant(np.where(seen, ln_n - ln_n_true, np.nan))[0], np.nan
-                )
-            )
-        else:
-            maps["ln n_model"] = img(ln_n)
+    # Fig. 3: the recovered ln S (selection) and ln n (conditional) against the truth.
+    for method, field, name in (
+        ("selection", "ln_selection", "S"),
+        ("conditional", "ln_n", "n"),
+    ):
+        if method not in models:
+            continue
+        model = np.asarray(getattr(models[method], field)(pts), dtype=np.float64)
+        if truth is None:
+            maps[f"ln {name}_model"] = img(model)
+            continue
+        true = ln_s_true if method == "selection" else ln_n_true
+        diff = np.where(seen, model - true, np.nan)
+        maps[f"ln {name}_true"] = img(true)
+        maps[f"ln {name}_model (+const)"] = img(model - np.nanmedian(model - true))
+        maps[f"Δln {name} (S_true > {cut:g})"] = img(
+            np.where(seen, M.remove_constant(diff)[0], np.nan)
+        )
     if maps:
         F.fig_planes(maps, r_max, out / "fig3_planes.png", "Fig. 3 - S and n in the z = 0 plane")
         files["fig3"] = "fig3_planes.png"
