@@ -3,6 +3,7 @@
 import importlib.metadata
 
 from ._config import FlowConfig as FlowConfig
+from ._fields import AbstractVectorField as AbstractVectorField
 from ._fields import ResNetField as ResNetField
 from ._flow import Flow as Flow
 from ._flow import grad_log_prob as grad_log_prob

@@ -5,11 +5,12 @@ Every function here broadcasts over leading axes, so the same code is the per-sa
 used in training, where a batch goes through the network as matrix-matrix products.
 """
 
-from __future__ import annotations
 
+import abc
 import math
 
 import equinox as eqx
+from equinox import AbstractVar
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
@@ -64,7 +65,48 @@ def _linear(layer: eqx.nn.Linear, h: Array) -> Array:
     return h @ layer.weight.T + layer.bias
 
 
-class ResNetField(eqx.Module):
+class AbstractVectorField(eqx.Module):
+    """A time-dependent vector field u(t, z[, c]) on R^d, optionally conditioned on c ∈ R^c.
+
+    Subclasses implement ``__call__`` on ONE sample. ``batched`` (a batch at once) and
+    ``velocity_and_divergence`` (u and tr ∂u/∂z for a batch) have generic implementations —
+    ``vmap`` and d forward-mode tangents of one linearisation — that a subclass overrides when
+    it has something faster. Every solver in dp-flows calls only these three methods.
+    """
+
+    data_dim: AbstractVar[int]
+    cond_dim: AbstractVar[int]
+
+    @abc.abstractmethod
+    def __call__(
+        self, t: Float[Array, ""], z: Float[Array, " d"], c: Float[Array, " c"] | None = None
+    ) -> Float[Array, " d"]:
+        """Velocity at time t of one sample z, condition c (None for unconditional fields)."""
+
+    def batched(
+        self, t: Float[Array, " n"], z: Float[Array, "n d"], c: Float[Array, "n c"] | None = None
+    ) -> Float[Array, "n d"]:
+        """The field on a batch (default: ``vmap`` of ``__call__``)."""
+        if c is None:
+            return jax.vmap(lambda ti, zi: self(ti, zi))(t, z)
+        return jax.vmap(self)(t, z, c)
+
+    def velocity_and_divergence(
+        self, t: Float[Array, " n"], z: Float[Array, "n d"], c: Float[Array, "n c"] | None = None
+    ) -> tuple[Float[Array, "n d"], Float[Array, " n"]]:
+        """u(t, z, c) and its exact divergence tr ∂u/∂z for a batch.
+
+        Default: one linearisation of ``batched`` pushed along the d basis vectors (samples
+        are independent, so the batched Jacobian-vector products give every sample's columns).
+        """
+        u, jvp = jax.linearize(lambda q: self.batched(t, q, c), z)
+        d = z.shape[-1]
+        basis = jnp.broadcast_to(jnp.eye(d, dtype=z.dtype)[:, None, :], (d, *z.shape))
+        columns = jax.vmap(jvp)(basis)  # (d, n, d): J e_i for every sample
+        return u, jnp.einsum("ini->n", columns)
+
+
+class ResNetField(AbstractVectorField):
     """ResNet vector field u_θ(t, z, c) with SiLU residual blocks ``h + L₂(SiLU(L₁(h)))``.
 
     Input: [z, time embedding, c, optional spherical harmonics of the position]; the position
@@ -152,10 +194,10 @@ class ResNetField(eqx.Module):
         Every layer maps the (n, d, width) Jacobian with one batched matmul; reverse-mode
         differentiation of this is ~2.5x cheaper than of d JVPs of a linearisation (measured
         in ``benchmarks/results/flows.md``). Unconditional fields with spherical-harmonic
-        features of z are not supported here (callers fall back to JVPs).
+        features of z (whose first-layer Jacobian is not constant) use the generic JVP path.
         """
         if self.sh_lmax and not self.cond_dim:
-            raise NotImplementedError("spherical harmonics of z: use JVPs")
+            return super().velocity_and_divergence(t, z, c)
         w_in = self.layer_in.weight
         h = _linear(self.layer_in, self._inputs(t, z, c))
         # jac[..., i, :] = ∂h/∂z_i; the first layer's is the same for every sample.

@@ -1,8 +1,8 @@
 """Fixed-step explicit Runge–Kutta solves of a whole batch at once (the fast inference path).
 
 The adaptive path vmaps one diffrax solve per sample; here the batch goes through the vector
-field as matrix-matrix products, the divergence tr ∂u/∂z is exact (d forward-mode tangents
-of one linearisation, batched), and gradients of ln p are one reverse pass through a
+field as matrix-matrix products, the divergence tr ∂u/∂z is exact (the field's own
+``velocity_and_divergence``), and gradients of ln p are one reverse pass through a
 ``lax.scan`` over the steps. A trained flow-matching field is smooth and nearly straight, so
 a few RK4 steps reach the accuracy of the adaptive solve (measured in
 ``benchmarks/results/flows.md``).
@@ -13,6 +13,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
+
+from ._fields import AbstractVectorField
 
 # Butcher tableaux (a, b, c) of the explicit methods offered by ``FlowConfig.fixed_solver``.
 TABLEAUX: dict[str, tuple[tuple[tuple[float, ...], ...], tuple[float, ...], tuple[float, ...]]] = {
@@ -26,34 +28,8 @@ TABLEAUX: dict[str, tuple[tuple[tuple[float, ...], ...], tuple[float, ...], tupl
 }
 
 
-def _batched_field(field, t: Array, z: Array, c: Array | None) -> Array:
-    tt = jnp.full(z.shape[:1], t, z.dtype)
-    if hasattr(field, "batched"):
-        return field.batched(tt, z, c)
-    if c is None:
-        return jax.vmap(lambda ti, zi: field(ti, zi))(tt, z)
-    return jax.vmap(field)(tt, z, c)
-
-
-def velocity_and_divergence(
-    field, t: Array, z: Float[Array, "n d"], c: Float[Array, "n c"] | None
-) -> tuple[Float[Array, "n d"], Float[Array, " n"]]:
-    """u(t, z, c) and its exact divergence tr ∂u/∂z for a batch.
-
-    Uses the field's own ``velocity_and_divergence`` (explicit forward Jacobian) when it has
-    one, else d JVPs of one linearisation.
-    """
-    if hasattr(field, "velocity_and_divergence") and not (field.sh_lmax and not field.cond_dim):
-        return field.velocity_and_divergence(jnp.full(z.shape[:1], t, z.dtype), z, c)
-    u, jvp = jax.linearize(lambda q: _batched_field(field, t, q, c), z)
-    d = z.shape[-1]
-    basis = jnp.broadcast_to(jnp.eye(d, dtype=z.dtype)[:, None, :], (d, *z.shape))
-    columns = jax.vmap(jvp)(basis)  # (d, n, d): J e_i for every sample
-    return u, jnp.einsum("ini->n", columns)
-
-
 def integrate(
-    field,
+    field: AbstractVectorField,
     z: Float[Array, "n d"],
     c: Float[Array, "n c"] | None,
     t0: float,
@@ -69,9 +45,10 @@ def integrate(
     h = (t1 - t0) / n_steps
 
     def rhs(t, y):
+        tt = jnp.full(y.shape[:1], t, y.dtype)
         if logdet:
-            return velocity_and_divergence(field, t, y, c)
-        return _batched_field(field, t, y, c), jnp.zeros(y.shape[:1], y.dtype)
+            return field.velocity_and_divergence(tt, y, c)
+        return field.batched(tt, y, c), jnp.zeros(y.shape[:1], y.dtype)
 
     def step(carry, k):
         y, ell = carry
