@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dp_flows
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np

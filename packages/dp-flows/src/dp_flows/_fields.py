@@ -5,14 +5,13 @@ Every function here broadcasts over leading axes, so the same code is the per-sa
 used in training, where a batch goes through the network as matrix-matrix products.
 """
 
-
 import abc
 import math
 
 import equinox as eqx
-from equinox import AbstractVar
 import jax
 import jax.numpy as jnp
+from equinox import AbstractVar
 from jaxtyping import Array, Float, PRNGKeyArray
 
 
