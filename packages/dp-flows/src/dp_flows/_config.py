@@ -46,6 +46,17 @@ class FlowConfig:
             instead (much faster: 4 RK4 steps match the adaptive solve on the Plummer
             benchmark, see ``benchmarks/results/flows.md``).
         fixed_solver: the fixed-step method: ``"rk4"``, ``"midpoint"`` or ``"euler"``.
+        whiten: conditional whitening of a conditional flow (`dp_flows._whiten`):
+            ``"none"``, ``"scalar"`` (mean μ(c) and dispersion σ(c)), ``"diagonal"`` or
+            ``"cholesky"`` (mean and full covariance factor L(c)); the flow then models
+            u = L(c)⁻¹(z − μ(c)) given c, with the exact change of variables.
+        whiten_width, whiten_depth: the whitening network (a SiLU MLP of the condition).
+        whiten_steps: AdamW steps of its Gaussian-likelihood fit.
+        cond_jitter: standard deviation (in standardised units of the condition) of Gaussian
+            noise added to the condition in training (0 = none): smooths the flow's learned
+            dependence on the condition on that scale.
+        cond_penalty: weight of ‖∂u_θ/∂c · ε‖² (ε ~ N(0, I)) added to the training loss
+            (0 = none): penalises the vector field's dependence on the condition.
         eval_every: validate every this many epochs.
         checkpoint_every: write a resumable checkpoint every this many epochs.
         dtype: ``"float32"`` (fast) or ``"float64"`` parameters and training arithmetic.
@@ -73,6 +84,12 @@ class FlowConfig:
     max_steps: int = 4096
     fixed_steps: int = 0
     fixed_solver: str = "rk4"
+    whiten: str = "none"
+    whiten_width: int = 32
+    whiten_depth: int = 2
+    whiten_steps: int = 2000
+    cond_jitter: float = 0.0
+    cond_penalty: float = 0.0
     eval_every: int = 1
     checkpoint_every: int = 5
     dtype: str = "float32"
@@ -106,6 +123,18 @@ class FlowConfig:
                 "FlowConfig.fixed_solver must be 'rk4', 'midpoint' or 'euler', "
                 f"got {self.fixed_solver!r}"
             )
+        if self.whiten not in ("none", "scalar", "diagonal", "cholesky"):
+            raise ValueError(
+                "FlowConfig.whiten must be 'none', 'scalar', 'diagonal' or 'cholesky', "
+                f"got {self.whiten!r}"
+            )
+        for name in ("whiten_width", "whiten_depth", "whiten_steps"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"FlowConfig.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("cond_jitter", "cond_penalty"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"FlowConfig.{name} must be finite and >= 0, got {value}")
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"FlowConfig.dtype must be 'float32' or 'float64', got {self.dtype!r}")
 

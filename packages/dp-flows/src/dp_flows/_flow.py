@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from . import _fixed
 from ._fields import AbstractVectorField
+from ._whiten import ConditionalAffine, unwhiten, whiten
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -25,7 +26,9 @@ class Flow(eqx.Module):
     """A continuous normalizing flow N(0, I) at t=0 → standardised data at t=1.
 
     Standardisation is an affine layer inside: z = (x − x_mean) / x_std (and likewise for the
-    condition), so every public function works in the data's own units.
+    condition), so every public function works in the data's own units. A conditional flow
+    may also carry a ``whitener`` (`ConditionalAffine`): the field then transports N(0, I) to
+    u = L(c)⁻¹ (z − μ(c)), and ln p includes −ln |det L(c)| (see `dp_flows._whiten`).
     """
 
     field: AbstractVectorField
@@ -33,6 +36,7 @@ class Flow(eqx.Module):
     x_std: Float[Array, " d"]
     c_mean: Float[Array, " c"] | None
     c_std: Float[Array, " c"] | None
+    whitener: ConditionalAffine | None = None
     rtol: float = eqx.field(static=True, default=1e-4)
     atol: float = eqx.field(static=True, default=1e-5)
     max_steps: int = eqx.field(static=True, default=4096)
@@ -96,14 +100,29 @@ def _solve(flow: Flow, z: Array, c: Array | None, t0: float, t1: float, logdet: 
     return sol.ys[0][-1], sol.ys[1][-1], hit_max, failed, sol.stats["num_steps"]
 
 
+def _whiten_in(flow: Flow, z: Array, cs: Array | None) -> tuple[Array, Array]:
+    """z → u = L⁻¹(z − μ) and ln |det L| (identity and 0 without a whitener)."""
+    if flow.whitener is None or cs is None:
+        return z, jnp.zeros(z.shape[:-1], z.dtype)
+    return whiten(flow.whitener, z, cs)
+
+
+def _whiten_out(flow: Flow, u: Array, cs: Array | None) -> Array:
+    """u → z = μ + L u (identity without a whitener)."""
+    if flow.whitener is None or cs is None:
+        return u
+    return unwhiten(flow.whitener, u, cs)
+
+
 def _log_prob_one(flow: Flow, x: Array, c: Array | None):
     dt = flow.x_mean.dtype
     z1 = (jnp.asarray(x, dt) - flow.x_mean) / flow.x_std
     cs = flow._std_c(None if c is None else jnp.asarray(c, dt))
+    z1, logdet = _whiten_in(flow, z1, cs)
     z0, int_trace, hit_max, failed, steps = _solve(flow, z1, cs, 1.0, 0.0, True)
     # Integrating 1 → 0 gives ℓ = −∫₀¹ tr(∂u/∂z) dt, so ln p₁(z₁) = ln N(z₀) + ℓ.
     lp = -0.5 * jnp.sum(z0**2) - 0.5 * z0.shape[0] * _LOG_2PI + int_trace
-    lp = lp - jnp.sum(jnp.log(flow.x_std))
+    lp = lp - jnp.sum(jnp.log(flow.x_std)) - logdet
     return lp, (hit_max, failed, steps)
 
 
@@ -112,11 +131,12 @@ def _log_prob_fixed(flow: Flow, x: Array, c: Array | None):
     dt = flow.x_mean.dtype
     z1 = (jnp.asarray(x, dt) - flow.x_mean) / flow.x_std
     cs = flow._std_c(None if c is None else jnp.asarray(c, dt))
+    z1, logdet = _whiten_in(flow, z1, cs)
     z0, int_trace = _fixed.integrate(
         flow.field, z1, cs, 1.0, 0.0, flow.fixed_steps, flow.fixed_solver, True
     )
     lp = -0.5 * jnp.sum(z0**2, axis=-1) - 0.5 * z0.shape[-1] * _LOG_2PI + int_trace
-    lp = lp - jnp.sum(jnp.log(flow.x_std))
+    lp = lp - jnp.sum(jnp.log(flow.x_std)) - logdet
     return lp, _fixed_aux(flow, lp)
 
 
@@ -155,14 +175,17 @@ def _grad_batch(flow: Flow, x: Array, c: Array | None):
 @eqx.filter_jit
 def _sample_batch(flow: Flow, z0: Array, c: Array | None):
     if flow.fixed_steps:
+        cs = flow._std_c(c)
         z1, _ = _fixed.integrate(
-            flow.field, z0, flow._std_c(c), 0.0, 1.0, flow.fixed_steps, flow.fixed_solver, False
+            flow.field, z0, cs, 0.0, 1.0, flow.fixed_steps, flow.fixed_solver, False
         )
+        z1 = _whiten_out(flow, z1, cs)
         return z1 * flow.x_std + flow.x_mean, _fixed_aux(flow, z1)
 
     def one(z, ci):
         cs = flow._std_c(ci)
         z1, _, hit_max, failed, steps = _solve(flow, z, cs, 0.0, 1.0, False)
+        z1 = _whiten_out(flow, z1, cs)
         return z1 * flow.x_std + flow.x_mean, (hit_max, failed, steps)
 
     return jax.vmap(one)(z0, c)

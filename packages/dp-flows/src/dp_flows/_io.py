@@ -18,6 +18,7 @@ import numpy as np
 
 from ._fields import ResNetField
 from ._flow import Flow
+from ._whiten import ConditionalAffine
 
 FLOW_SCHEMA = "dp-flow/1"
 
@@ -49,6 +50,7 @@ def save_flow(flow: Flow, directory: str | Path) -> Path:
     hyper = {
         "schema": FLOW_SCHEMA,
         "field": flow.field.hyperparameters(),
+        "whitener": None if flow.whitener is None else flow.whitener.hyperparameters(),
         "dtype": str(flow.field.layer_in.weight.dtype),
         "solver": {
             "rtol": flow.rtol,
@@ -88,8 +90,11 @@ def load_flow(directory: str | Path) -> Flow:
     def arr(v):
         return None if v is None else jnp.asarray(v, dt)
 
+    wh = hyper.get("whitener")
+    whitener = None if wh is None else ConditionalAffine(**wh, dtype=dt, key=jax.random.key(0))
     skeleton = Flow(
         field=field,
+        whitener=whitener,
         x_mean=arr(st["x_mean"]),
         x_std=arr(st["x_std"]),
         c_mean=arr(st["c_mean"]),

@@ -17,15 +17,33 @@ from tqdm.auto import tqdm
 
 from . import _checkpoint, _pairing
 from ._config import FlowConfig
-from ._fields import ResNetField
+from ._fields import AbstractVectorField, ResNetField
 from ._flow import Flow
+from ._whiten import fit_affine, whiten
 
 
-def cfm_loss(field: ResNetField, z0: Array, z1: Array, c: Array | None, w: Array, t: Array):
-    """Weighted conditional-flow-matching loss mean_i w_i ‖u(t_i, z_t) − (z1 − z0)‖²."""
+def cfm_loss(
+    field: AbstractVectorField,
+    z0: Array,
+    z1: Array,
+    c: Array | None,
+    w: Array,
+    t: Array,
+    eps: Array | None = None,
+    penalty: float = 0.0,
+):
+    """Weighted conditional-flow-matching loss mean_i w_i ‖u(t_i, z_t) − (z1 − z0)‖².
+
+    With ``eps`` (a random direction in condition space per sample) and ``penalty`` > 0, adds
+    penalty · mean_i w_i ‖∂u/∂c · eps_i‖² (the field's sensitivity to its condition).
+    """
     zt = (1.0 - t)[:, None] * z0 + t[:, None] * z1
-    u = field.batched(t, zt, c)
-    return jnp.mean(w * jnp.sum((u - (z1 - z0)) ** 2, axis=-1))
+    if eps is None or penalty == 0.0:
+        u = field.batched(t, zt, c)
+        return jnp.mean(w * jnp.sum((u - (z1 - z0)) ** 2, axis=-1))
+    u, du = jax.jvp(lambda cc: field.batched(t, zt, cc), (c,), (eps,))
+    fm = jnp.sum((u - (z1 - z0)) ** 2, axis=-1)
+    return jnp.mean(w * (fm + penalty * jnp.sum(du**2, axis=-1)))
 
 
 def make_optimizer(config: FlowConfig, total_steps: int) -> optax.GradientTransformation:
@@ -44,17 +62,19 @@ def make_optimizer(config: FlowConfig, total_steps: int) -> optax.GradientTransf
     return adamw
 
 
-def make_step(optimizer: optax.GradientTransformation, ema_decay: float = 0.0):
+def make_step(
+    optimizer: optax.GradientTransformation, ema_decay: float = 0.0, penalty: float = 0.0
+):
     """One jitted training step.
 
-    ``(field, opt_state, ema, i, z0, z1, c, w, t) → (field, opt_state, ema, loss)``; ``ema`` is
+    ``(field, opt_state, ema, i, z0, z1, c, w, t, eps) → (field, opt_state, ema, loss)``; ``ema`` is
     the moving average of the weights (the new field when ``ema_decay`` is 0), ``i`` the
     global step number (a scalar array: no recompiles).
     """
 
     @eqx.filter_jit
-    def step(field, opt_state, ema, i, z0, z1, c, w, t):
-        loss, grads = eqx.filter_value_and_grad(cfm_loss)(field, z0, z1, c, w, t)
+    def step(field, opt_state, ema, i, z0, z1, c, w, t, eps=None):
+        loss, grads = eqx.filter_value_and_grad(cfm_loss)(field, z0, z1, c, w, t, eps, penalty)
         params = eqx.filter(field, eqx.is_array)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         field = eqx.apply_updates(field, updates)
@@ -161,6 +181,17 @@ def fit_flow(
     w = w / np.mean(w[train_idx])
 
     dt = np.dtype(config.dtype)
+    whitener, whiten_stats = None, None
+    if config.whiten != "none":
+        if cz is None:
+            raise ValueError("FlowConfig.whiten needs a conditional flow (pass condition=...)")
+        # Deterministic from the seed, so a resumed run refits the identical whitener.
+        whitener, whiten_stats = fit_affine(
+            z, cz, w, train_idx, val_idx, mode=config.whiten, width=config.whiten_width,
+            depth=config.whiten_depth, n_steps=config.whiten_steps, seed=seed,
+            dtype=config.dtype,
+        )  # fmt: skip
+        z = np.asarray(whiten(whitener, jnp.asarray(z, dt), jnp.asarray(cz, dt))[0], np.float64)
     field = ResNetField(
         d,
         0 if condition is None else condition.shape[1],
@@ -183,7 +214,7 @@ def fit_flow(
     mesh = Mesh(np.asarray(devices), ("batch",))
     shard = NamedSharding(mesh, PartitionSpec("batch"))
     state = jax.device_put(state, NamedSharding(mesh, PartitionSpec()))
-    step = make_step(optimizer, config.ema_decay)
+    step = make_step(optimizer, config.ema_decay, config.cond_penalty)
 
     def put(*arrays):
         return [None if a is None else jax.device_put(a.astype(dt), shard) for a in arrays]
@@ -237,7 +268,13 @@ def fit_flow(
         losses = []
         for j, (rows, z0) in enumerate(batches):
             t = np.sqrt(erng.uniform(size=batch))
-            args = put(z0, zt[rows], None if ct is None else ct[rows], wt[rows], t)
+            cb = None if ct is None else ct[rows]
+            if cb is not None and config.cond_jitter > 0:
+                cb = cb + config.cond_jitter * erng.standard_normal(cb.shape)
+            eps = None
+            if cb is not None and config.cond_penalty > 0:
+                eps = erng.standard_normal(cb.shape)
+            args = put(z0, zt[rows], cb, wt[rows], t, eps)
             i = np.int32(epoch * steps_per_epoch + j)
             field, opt_state, ema, loss = step(field, opt_state, ema, i, *args)
             losses.append(loss)
@@ -272,6 +309,7 @@ def fit_flow(
         x_std=jnp.asarray(x_std, dt),
         c_mean=None if c_mean is None else jnp.asarray(c_mean, dt),
         c_std=None if c_std is None else jnp.asarray(c_std, dt),
+        whitener=whitener,
         rtol=config.rtol,
         atol=config.atol,
         max_steps=config.max_steps,
@@ -282,5 +320,8 @@ def fit_flow(
         from ._io import save_flow, write_json
 
         save_flow(flow, out_dir)
-        write_json(Path(out_dir) / "history.json", {"history": history, "best_val": best_val})
+        write_json(
+            Path(out_dir) / "history.json",
+            {"history": history, "best_val": best_val, "whitening": whiten_stats},
+        )
     return flow
