@@ -88,7 +88,7 @@ def test_fit_affine_recovers_conditional_mean_and_scale():
         v, x, np.ones(len(x)), idx[4096:], idx[:4096], mode="scalar", width=32, depth=2,
         n_steps=1500, seed=0,
     )  # fmt: skip
-    xt, vt = cond_gauss_sample(np.random.default_rng(6), 2000)
+    xt, _vt = cond_gauss_sample(np.random.default_rng(6), 2000)
     mu, lower = (np.asarray(a) for a in aff(jnp.asarray(xt, jnp.float32)))
     # 12k stars, 3-D Gaussian: the mean is known to s/√(local count); a 32-wide MLP's
     # regression error is a few % of s ≈ 5. Check 10 % of the scale, and 5 % in ln s.
@@ -106,8 +106,8 @@ def test_whitened_flow_matches_conditional_gaussian():
     flow = dp_flows.fit_flow(v, condition=x, config=config, seed=0, progress=False)
     xt, vt = cond_gauss_sample(np.random.default_rng(10), 1000)
     err = dp_flows.log_prob(flow, vt, condition=xt) - cond_gauss_logp(xt, vt)
-    gv, gx = dp_flows.grad_log_prob(flow, vt, condition=xt)
-    tv, tx = cond_gauss_grads(xt, vt)
+    _gv, gx = dp_flows.grad_log_prob(flow, vt, condition=xt)
+    _tv, tx = cond_gauss_grads(xt, vt)
     rel_x = np.linalg.norm(gx - tx, axis=1) / np.linalg.norm(tx, axis=1)
     # The unwhitened flow of conftest (40 epochs) is held to 0.3 on ∇ₓ; with whitening half
     # the epochs must reach it with margin (measured 0.16; the unwhitened flow at 20 epochs
