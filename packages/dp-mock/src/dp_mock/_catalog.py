@@ -11,7 +11,7 @@ from tqdm.auto import tqdm
 from . import _kernels
 from ._config import MockConfig
 from ._io import write_catalog
-from ._plummer import chunk_key
+from ._systems import chunk_key
 from ._truth import Truth, star_chunk_seed
 
 _MAX_CHUNKS = 1_000_000
@@ -30,7 +30,7 @@ def draw_chunk(truth: Truth, chunk: int, n: int) -> dict[str, np.ndarray]:
     """
     cfg = truth.config
     key = chunk_key(star_chunk_seed(cfg.seed, chunk))
-    x, gauss = truth.plummer.sample_positions(key, n)
+    x, gauss = truth.system.sample_positions(key, n)
     mu, budget = np.empty(n), np.empty(n)
     _kernels.magnitude_budget(x, gauss, cfg.mag_mean, cfg.mag_std, cfg.m_max, mu, budget)
     bright = np.flatnonzero(budget > 0)
@@ -45,7 +45,7 @@ def draw_chunk(truth: Truth, chunk: int, n: int) -> dict[str, np.ndarray]:
     return {
         "index": index,
         "x": xs,
-        "v": truth.plummer.sample_velocities(key, index, xs),
+        "v": truth.system.sample_velocities(key, index, xs),
         "abs_mag": abs_mag,
         "app_mag": abs_mag + mu[index] + a,
         "extinction": a,

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ._catalog import generate_catalog
-from ._config import MockConfig, preset
+from ._config import PRESETS, MockConfig, preset
 from ._io import load_truth, read_catalog
 
 
@@ -120,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dp-mock", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     gen = sub.add_parser("generate", help="generate a mock catalog.h5")
-    gen.add_argument("--preset", choices=["demo", "paper", "paper-dustfree"], default="demo")
+    gen.add_argument("--preset", choices=PRESETS, default="demo")
     gen.add_argument("--config", type=Path, help="TOML file of MockConfig keys (over the preset)")
     gen.add_argument("--n-observed", type=int, help="number of observed stars")
     gen.add_argument("--seed", type=int, help="the one integer seed")

@@ -9,7 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._plummer import G
+import numpy as np
+
+from ._hernquist import HernquistSphere
+from ._plummer import PlummerSphere
+from ._systems import AbstractSphericalSystem, G
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -38,6 +42,11 @@ class MockConfig:
             apparent-magnitude limit.
         chunk_size: stars drawn per chunk (memory ~ 100 bytes × chunk_size); changing it changes
             which stars are drawn, so it is part of the configuration.
+        system: ``"plummer"`` (default) or ``"hernquist"``; ``b`` is its scale radius (Hernquist's
+            a) and ``gm`` its G M.
+        anisotropy_radius: Osipkov–Merritt radius r_a (kpc), β(r) = r²/(r² + r_a²); ``inf``
+            (default) is isotropic. Must keep the DF non-negative: r_a ≥ 0.75 b (Plummer),
+            r_a ≥ 0.2024 b (Hernquist).
     """
 
     n_observed: int = 2**22
@@ -56,12 +65,27 @@ class MockConfig:
     mag_std: float = 2.0
     m_max: float = 18.0
     chunk_size: int = 2**21
+    system: str = "plummer"
+    anisotropy_radius: float = math.inf
 
     def __post_init__(self) -> None:
         ints = ("n_observed", "seed", "dust_grid", "chunk_size")
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if f.name == "dust":
+            if f.name == "system":
+                if value not in SYSTEMS:
+                    raise ValueError(
+                        f"MockConfig.system must be one of {sorted(SYSTEMS)}, got {value!r}"
+                    )
+            elif f.name == "anisotropy_radius":
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    raise ValueError(f"MockConfig.{f.name} must be a number, got {value!r}")
+                if not value > 0:
+                    raise ValueError(
+                        f"MockConfig.anisotropy_radius must be positive (inf: isotropic), "
+                        f"got {value!r}"
+                    )
+            elif f.name == "dust":
                 if not isinstance(value, bool):
                     raise ValueError(f"MockConfig.dust must be a bool, got {value!r}")
             elif f.name in ints:
@@ -86,7 +110,11 @@ class MockConfig:
                 f"MockConfig.dust_extent ({self.dust_extent}) must be >= r_max ({self.r_max}): "
                 "the dust box must hold every star"
             )
-        fraction = self.selection().dust_free_fraction(self.b)
+        try:
+            system = self.spherical_system()
+        except ValueError as err:
+            raise ValueError(f"MockConfig.anisotropy_radius: {err}") from None
+        fraction = self.selection().dust_free_fraction(self.b, radial_pdf=_radial_pdf(system))
         if fraction < _MIN_OBSERVED_FRACTION:
             raise ValueError(
                 f"MockConfig.m_max = {self.m_max} observes essentially nothing: even without dust "
@@ -98,9 +126,24 @@ class MockConfig:
         """The magnitude selection of this configuration."""
         return MagnitudeSelection(self.mag_mean, self.mag_std, self.m_max, self.r_max)
 
+    def spherical_system(self) -> AbstractSphericalSystem:
+        """The tracer system of this configuration (PlummerSphere or HernquistSphere)."""
+        return SYSTEMS[self.system](
+            self.b, self.gm, self.r_max, self.G, anisotropy_radius=self.anisotropy_radius
+        )
+
     def to_dict(self) -> dict[str, Any]:
-        """Plain dict of every field (JSON/TOML-serialisable)."""
-        return dataclasses.asdict(self)
+        """Plain dict of every field (JSON/TOML-serialisable).
+
+        ``system`` and ``anisotropy_radius`` are left out at their defaults (``"plummer"``,
+        ``inf``), so a default mock's stored configuration and the content keys derived from it
+        are what they were before these keys existed (and the JSON never holds ``Infinity``).
+        """
+        d = dataclasses.asdict(self)
+        for name in _OPTIONAL_KEYS:
+            if d[name] == _DEFAULTS[name]:
+                del d[name]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> MockConfig:
@@ -110,7 +153,8 @@ class MockConfig:
         if unknown:
             raise ValueError(f"MockConfig: unknown key(s) {unknown}; valid keys: {sorted(names)}")
         d = dict(d)
-        for name in ("b", "gm", "r_max", "G", "dust_extent", "dust_power_index", "dust_mean"):
+        floats = ("b", "gm", "r_max", "G", "dust_extent", "dust_power_index", "dust_mean")
+        for name in (*floats, "anisotropy_radius"):
             if isinstance(d.get(name), int) and not isinstance(d.get(name), bool):
                 d[name] = float(d[name])
         return cls(**d)
@@ -127,9 +171,31 @@ class MockConfig:
         return (base or cls()).replace(**data)
 
 
+SYSTEMS: dict[str, type[PlummerSphere] | type[HernquistSphere]] = {
+    "plummer": PlummerSphere,
+    "hernquist": HernquistSphere,
+}
+_OPTIONAL_KEYS = ("system", "anisotropy_radius")
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(MockConfig)}
+
+
+def _radial_pdf(system: AbstractSphericalSystem):
+    """r ↦ r² ρ(r), ∝ the radial pdf of the tracers."""
+
+    def pdf(r: np.ndarray) -> np.ndarray:
+        pts = np.zeros((len(r), 3))
+        pts[:, 0] = r
+        return r**2 * system.density(pts)
+
+    return pdf
+
+
 PAPER_DUSTFREE_FACTOR = 3.52
 """Paper (Appendix D): the dust-free mock has 3.52× as many observed stars as the dusty one, so
 that the density of observed stars near the origin (where S ≈ 1 in both) matches."""
+
+
+PRESETS = ("demo", "demo-hernquist", "demo-om", "paper", "paper-dustfree")
 
 
 def preset(name: str) -> MockConfig:
@@ -139,6 +205,15 @@ def preset(name: str) -> MockConfig:
     - ``paper-dustfree``: no dust, m_max = 20, round(3.52 × 2²²) = 14,763,950 observed stars.
     - ``demo``: the paper's physics (128³ dust, m_max 18) with 2¹⁷ = 131,072 observed stars,
       sized for the CPU pipeline demo (generation takes a few seconds).
+    - ``demo-hernquist``: the demo's size, dust and magnitude limit around an isotropic cuspy
+      Hernquist sphere, a = 2 kpc, GM = 2·10⁶ (km/s)² kpc (GM/a = (1000 km/s)², M ≈ 4.7·10¹¹ M☉):
+      ρ falls by 10³ from r = 0.5 kpc to r_max = 8 kpc = 4a; σ_r peaks near 300 km/s.
+    - ``demo-om``: the demo's size, dust and magnitude limit around an Osipkov–Merritt Plummer
+      sphere, b = 4 kpc, GM = 4·10⁶ (km/s)² kpc (GM/b = (1000 km/s)²), r_a = 3.5 kpc: β rises from
+      0 at the centre to 0.84 at r_max = 8 kpc = 2b; f ≥ 0 needs r_a ≥ 0.75 b = 3 kpc.
+
+    The two new demos observe 2.4 % (demo-hernquist) and 2.0 % (demo-om) of the drawn stars with
+    dust (3.6 % for demo) and generate in a few seconds each, like ``demo``.
     """
     if name == "paper":
         return MockConfig()
@@ -146,4 +221,10 @@ def preset(name: str) -> MockConfig:
         return MockConfig(n_observed=round(PAPER_DUSTFREE_FACTOR * 2**22), dust=False, m_max=20.0)
     if name == "demo":
         return MockConfig(n_observed=2**17, chunk_size=2**19)
-    raise ValueError(f"unknown preset {name!r}; choose one of 'demo', 'paper', 'paper-dustfree'")
+    if name == "demo-hernquist":
+        return MockConfig(n_observed=2**17, chunk_size=2**19, system="hernquist", b=2.0, gm=2.0e6)
+    if name == "demo-om":
+        return MockConfig(
+            n_observed=2**17, chunk_size=2**19, b=4.0, gm=4.0e6, anisotropy_radius=3.5
+        )
+    raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(map(repr, PRESETS))}")

@@ -9,7 +9,7 @@ import numpy as np
 from jaxtyping import Float
 
 from . import _kernels
-from ._plummer import _as_points
+from ._systems import _as_points
 
 DEFAULT_STEP_CELLS = 0.5
 """Default ray-marching step in grid cells (see ``DustField.extinction`` for the error budget)."""

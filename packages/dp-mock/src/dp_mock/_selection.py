@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 from jaxtyping import Float
 
 from . import _kernels
-from ._plummer import _as_points
+from ._systems import _as_points
 
 
 def distance_modulus(d: Float[np.ndarray, " n"]) -> Float[np.ndarray, " n"]:
@@ -68,14 +69,20 @@ class MagnitudeSelection:
         z = (self.m_max - self.mag_mean - distance_modulus(d) - a) / self.mag_std
         return np.where(d < self.r_max, normal_cdf(z), 0.0)
 
-    def dust_free_fraction(self, b: float, n_radii: int = 4096) -> float:
-        """Expected fraction of Plummer tracers (scale radius b) observed without dust.
+    def dust_free_fraction(
+        self,
+        b: float,
+        n_radii: int = 4096,
+        radial_pdf: Callable[[np.ndarray], np.ndarray] | None = None,
+    ) -> float:
+        """Expected fraction of tracers observed without dust.
 
-        ∫₀^r_max p(r) S₀(r) dr with p(r) ∝ r² (1 + r²/b²)^(−5/2), by the midpoint rule in r
-        (``n_radii`` points; the integrand is smooth, so 4096 points give ~1e-7 relative error).
+        ∫₀^r_max p(r) S₀(r) dr by the midpoint rule in r (``n_radii`` points; for smooth p(r),
+        4096 points give ~1e-7 relative error), with p(r) ∝ ``radial_pdf(r)`` (default: the
+        Plummer sphere of scale radius b, p(r) ∝ r² (1 + r²/b²)^(−5/2)).
         """
         r = (np.arange(n_radii) + 0.5) * (self.r_max / n_radii)
-        pdf = r**2 * (1.0 + (r / b) ** 2) ** -2.5
+        pdf = r**2 * (1.0 + (r / b) ** 2) ** -2.5 if radial_pdf is None else radial_pdf(r)
         pts = np.zeros((n_radii, 3))
         pts[:, 0] = r
         s = self.probability(pts)

@@ -7,8 +7,9 @@ from jaxtyping import Float
 
 from ._config import MockConfig
 from ._dust import DustField, gaussian_random_field
-from ._plummer import PlummerSphere, _as_points
+from ._plummer import PlummerSphere
 from ._selection import MagnitudeSelection
+from ._systems import AbstractSphericalSystem, _as_points, chunk_key
 
 Points = Float[np.ndarray, "n 3"]
 Values = Float[np.ndarray, " n"]
@@ -25,9 +26,11 @@ def star_chunk_seed(seed: int, chunk: int) -> np.random.SeedSequence:
 
 
 class Truth:
-    """The truth behind a mock: Plummer DF, dust, extinction and selection (kpc, km/s, M☉, mag).
+    """The truth behind a mock: the system's DF, dust, extinction and selection (kpc, km/s, M☉, mag).
 
-    Every method takes positions ``x`` of shape (n, 3) (and velocities ``v``, (n, 3)).
+    Every method takes positions ``x`` of shape (n, 3) (and velocities ``v``, (n, 3)). The
+    tracer system (``PlummerSphere`` or ``HernquistSphere``, isotropic or Osipkov–Merritt) is
+    ``system``.
 
     Args:
         config: the mock's configuration.
@@ -37,7 +40,7 @@ class Truth:
 
     def __init__(self, config: MockConfig, ln_dust: np.ndarray | None = None) -> None:
         self.config = config
-        self.plummer = PlummerSphere(b=config.b, gm=config.gm, r_max=config.r_max, G=config.G)
+        self.system: AbstractSphericalSystem = config.spherical_system()
         self.magnitudes: MagnitudeSelection = config.selection()
         self.dust: DustField | None = None
         self._fraction: float | None = None
@@ -59,41 +62,48 @@ class Truth:
             raise ValueError("ln_dust given for a dust-free configuration")
 
     @property
+    def plummer(self) -> PlummerSphere:
+        """The system, for callers written when it was always a Plummer sphere."""
+        if not isinstance(self.system, PlummerSphere):
+            raise AttributeError(f"this mock's system is {self.config.system!r}; use Truth.system")
+        return self.system
+
+    @property
     def r_max(self) -> float:
         """Truncation radius of the tracers (kpc)."""
         return self.config.r_max
 
     def potential(self, x: Points) -> Values:
         """Φ(x), (km/s)²."""
-        return self.plummer.potential(x)
+        return self.system.potential(x)
 
     def acceleration(self, x: Points) -> Points:
         """−∇Φ(x), (km/s)²/kpc."""
-        return self.plummer.acceleration(x)
+        return self.system.acceleration(x)
 
     def density(self, x: Points) -> Values:
         """Mass density (M☉/kpc³)."""
-        return self.plummer.density(x)
+        return self.system.density(x)
 
     def number_density(self, x: Points) -> Values:
         """Intrinsic tracer pdf n(x) (kpc⁻³), normalised to 1 inside r_max."""
-        return self.plummer.number_density(x)
+        return self.system.number_density(x)
 
     def log_df(self, x: Points, v: Points) -> Values:
         """ln f(x, v), f normalised to 1 over r < r_max."""
-        return self.plummer.log_df(x, v)
+        return self.system.log_df(x, v)
 
     def log_p_v_given_x(self, x: Points, v: Points) -> Values:
         """ln p(v|x), normalised over v."""
-        return self.plummer.log_p_v_given_x(x, v)
+        return self.system.log_p_v_given_x(x, v)
 
     def grad_log_p_v_given_x(self, x: Points, v: Points) -> tuple[Points, Points]:
         """(∇_x ln p(v|x), ∇_v ln p(v|x)), kpc⁻¹ and (km/s)⁻¹."""
-        return self.plummer.grad_log_p_v_given_x(x, v)
+        return self.system.grad_log_p_v_given_x(x, v)
 
     def grad_log_f(self, x: Points, v: Points) -> tuple[Points, Points]:
         """(∇_x ln f, ∇_v ln f), kpc⁻¹ and (km/s)⁻¹."""
-        return self.plummer.grad_log_f(x, v)
+        return self.system.grad_log_f(x, v)
 
     def dust_density(self, x: Points) -> Values:
         """ρ_dust (mag/kpc); zeros without dust."""
@@ -127,6 +137,28 @@ class Truth:
         Monte Carlo over 2¹⁸ tracer positions (fixed seed, cached): relative error ~ 0.2 %.
         """
         if self._fraction is None:
-            x, _ = self.plummer.sample(12345, 2**18)
+            x, _ = self.system.sample_positions(chunk_key(12345), 2**18)
             self._fraction = float(np.mean(self.selection(x)))
         return self._fraction
+
+    def sample_velocities(self, seed: int, x: Points) -> Points:
+        """Exact draws v ~ p(v|x) at given positions, shape (n, 3), km/s.
+
+        Row i depends only on (seed, i, x[i]) (counter-based streams), not on the thread count.
+
+        Example:
+            >>> truth = Truth(preset("demo-om"))  # doctest: +SKIP
+            >>> v = truth.sample_velocities(0, np.random.default_rng(0).uniform(-4, 4, (100, 3)))
+        """
+        x = _as_points(x)
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        return self.system.sample_velocities(chunk_key(int(seed)), np.arange(len(x)), x)
+
+    def velocity_moments(
+        self, r: Float[np.ndarray, " m"]
+    ) -> tuple[Float[np.ndarray, " m"], Float[np.ndarray, " m"], Float[np.ndarray, " m"]]:
+        """(σ_r², σ_t², κ) at radii r (kpc): radial and one tangential component's velocity
+        dispersion ((km/s)²) and the radial kurtosis ⟨v_r⁴⟩/σ_r⁴, from the DF (closed form for
+        Plummer, Gauss–Legendre quadrature otherwise). β = 1 − σ_t²/σ_r² = r²/(r² + r_a²)."""
+        return self.system.velocity_moments(r)
