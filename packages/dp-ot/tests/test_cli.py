@@ -42,12 +42,30 @@ def test_round_trip(catalog, tmp_path, capsys) -> None:
         (["--dataset", "/stars/bad"], "1 rows with NaN"),
         (["--dataset", "/stars/flat"], r"must be \(N, d\)"),
         (["--block", "999"], "block must be"),
+        (["--block", "0"], "--block must be >= 1, got 0"),
+        (["--block", "-3"], "--block must be >= 1, got -3"),
+        (["--epochs", "0"], "--epochs must be >= 1, got 0"),
+        (["--epochs", "-1"], "--epochs must be >= 1"),
+        (["--threads", "0"], "--threads must be >= 1"),
+        (["--seed", "-1"], "--seed must be >= 0"),
+        (["--weights", "/stars/x"], "weights must be"),
     ],
 )
 def test_errors(catalog, tmp_path, extra, match) -> None:
     path, _ = catalog
-    with pytest.raises(SystemExit, match=match):
+    with pytest.raises(SystemExit, match=match) as info:
         main(["precompute", str(path), "--out", str(tmp_path / "o"), "--quiet", *extra])
+    assert "\n" not in str(info.value.code)  # one line, no traceback
+
+
+def test_damaged_output_is_one_line(catalog, tmp_path) -> None:
+    path, _ = catalog
+    out = tmp_path / "o"
+    assert main(["precompute", str(path), "--out", str(out), "--epochs", "1", "--quiet"]) == 0
+    (out / "header.json").write_text('{"form')
+    with pytest.raises(SystemExit, match=r"corrupt or truncated.*delete") as info:
+        main(["precompute", str(path), "--out", str(out), "--epochs", "1", "--quiet"])
+    assert "\n" not in str(info.value.code)
 
 
 def test_missing_file_and_help(tmp_path, capsys) -> None:

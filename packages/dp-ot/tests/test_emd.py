@@ -64,12 +64,55 @@ def test_emd2_matches_pot_and_uniform_fast_path() -> None:
     assert len(got) == 2 and np.allclose(got, want, rtol=1e-9, atol=0)
 
 
+def _gauss_hist(n: int, mean: float, std: float) -> np.ndarray:
+    x = np.arange(n, dtype=np.float64)
+    h = np.exp(-((x - mean) ** 2) / (2 * std**2))
+    return h / h.sum()
+
+
+def _large_cases():
+    """POT's 1-D Gaussian example at 500 bins and a random dense 500 x 500 problem."""
+    n = 500
+    x = np.arange(n, dtype=np.float64)[:, None]
+    M = ot.dist(x, x)
+    yield "gauss1d", _gauss_hist(n, 100, 25), _gauss_hist(n, 300, 50), M / M.max()
+    rng = np.random.default_rng(11)
+    a, b = rng.random(n), rng.random(n)
+    yield "random", a / a.sum(), b / b.sum(), rng.random((n, n))
+    a[rng.random(n) < 0.3] = 0.0  # and with zero weights on one side
+    yield "random-zeros", a / a.sum(), b / b.sum(), rng.random((n, n))
+
+
+@pytest.mark.parametrize("case", list(_large_cases()), ids=lambda c: c[0])
+def test_emd_large_general_histograms_match_pot(case) -> None:
+    _, a, b, M = case
+    G, log = dp_ot.emd(a, b, M, log=True)
+    ref = ot.emd2(a, b, M)
+    assert log["result_code"] == 1 and log["warning"] is None
+    # both are exact LP optima; the totals differ only by the rounding of a 250k-term sum
+    assert abs(log["cost"] - ref) <= 1e-9 * abs(ref)
+    assert abs(float((G * M).sum()) - log["cost"]) <= 1e-12 * abs(ref)
+    # a feasible plan: nonnegative, marginals up to rounding of <= 1000 flow updates per entry
+    assert G.min() >= 0
+    assert np.allclose(G.sum(1), a, rtol=0, atol=1e-14)
+    assert np.allclose(G.sum(0), b, rtol=0, atol=1e-14)
+    # a basic solution: at most n + m - 1 nonzero entries
+    assert np.count_nonzero(G) <= len(a) + len(b) - 1
+    _check_duals(a, b, M, log)
+    assert abs(dp_ot.emd2(a, b, M) - ref) <= 1e-9 * abs(ref)
+
+
 def test_emd_errors_and_warnings() -> None:
     M = np.ones((2, 3))
     with pytest.raises(ValueError, match="Dimension mismatch"):
         dp_ot.emd([0.5, 0.5], [0.5, 0.5], M)
+    # where POT raises AssertionError, dp-ot's error is both an AssertionError and a ValueError
+    with pytest.raises(AssertionError):
+        dp_ot.emd([0.5, 0.5], [0.5, 0.5], M)
     with pytest.raises(ValueError, match="same sum"):
         dp_ot.emd([0.5, 0.5], [0.5, 0.5, 0.5], M)
+    with pytest.raises(AssertionError):
+        ot.emd([0.5, 0.5], [0.5, 0.5], M)  # POT's behaviour, which the class above mirrors
     with pytest.raises(ValueError, match="nonnegative"):
         dp_ot.emd([1.5, -0.5], [], M)
     with pytest.raises(ValueError, match="NaN or infinite"):

@@ -141,3 +141,39 @@ def test_invalid_inputs(data, pairs, tmp_path) -> None:
         next(pairs.minibatches(0, data[::-1]))
     with pytest.raises(FileNotFoundError):
         dp_ot.Pairings.open(tmp_path / "nothing")
+
+
+@pytest.mark.parametrize(
+    ("damage", "match"),
+    [
+        (
+            lambda d: (d / "header.json").write_text('{"format": "dp-ot-pair'),
+            "corrupt or truncated",
+        ),
+        (lambda d: (d / "header.json").write_bytes(b"\xff\xfe\x00"), "corrupt or truncated"),
+        (lambda d: (d / "header.json").write_text("[1, 2]"), "not a dp-ot-pairings/1 header"),
+        (lambda d: (d / "header.json").write_text('{"format": "dp-ot-pairings/1"}'), "incomplete"),
+        (lambda d: (d / "pairings.u8").write_bytes(b"\x00" * 10), "should hold 2304 bytes"),
+    ],
+)
+def test_damaged_directory_names_file_and_recovery(data, pairs, tmp_path, damage, match) -> None:
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for f in pairs.path.iterdir():
+        (copy / f.name).write_bytes(f.read_bytes())
+    damage(copy)
+    for call in (
+        lambda: dp_ot.Pairings.open(copy),
+        lambda: dp_ot.precompute_pairings(data, copy, seed=7, n_epochs=3, progress=False),
+    ):
+        with pytest.raises(ValueError, match=match) as info:
+            call()
+        assert str(copy) in str(info.value) and "delete" in str(info.value)
+
+
+def test_corrupt_partial_header(data, tmp_path) -> None:
+    part = tmp_path / "r.partial"
+    part.mkdir()
+    (part / "header.json").write_text("{")
+    with pytest.raises(ValueError, match=r"r\.partial/header\.json is unreadable, corrupt"):
+        dp_ot.precompute_pairings(data, tmp_path / "r", n_epochs=1, progress=False)

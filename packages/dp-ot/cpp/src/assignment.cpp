@@ -1,5 +1,6 @@
 // Exact linear assignment by shortest augmenting paths (Jonker-Volgenant / Crouse), with a
-// Jonker-Volgenant initialisation (capped augmenting row reduction) for square dense blocks.
+// Jonker-Volgenant initialisation (capped augmenting row reduction) for square dense blocks,
+// a uniqueness certificate, and a scalar variant that breaks ties as scipy does.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -22,6 +23,7 @@ int64_t second_argmin(const double* c, const double* v, int64_t n, int64_t j1, d
 
 void AssignmentSolver::resize(int64_t nr, int64_t nc) {
   v_.assign(nc, 0.0);
+  u_.assign(nr, 0.0);
   d_.resize(nc);
   pred_.resize(nc + 1);
   srow_.resize(nc + 1);
@@ -31,6 +33,9 @@ void AssignmentSolver::resize(int64_t nr, int64_t nc) {
   col4row_.assign(nr, -1);
   done_.resize(nc);
   free_.resize(std::max<int64_t>(nr, 1));
+  remaining_.resize(nc);
+  path_.resize(nc);
+  scanned_row_.resize(nr);
 }
 
 // Shortest augmenting path from every row in free_rows. Invariant (dual feasibility): for
@@ -96,30 +101,6 @@ int AssignmentSolver::augment_all(const double* cost, int64_t nr, int64_t nc,
       v[c] = vsave_[c] + (dsave_[c] - mind);
     }
   }
-  return kOk;
-}
-
-void AssignmentSolver::write_duals(const double* cost, int64_t nr, int64_t nc, double* u,
-                                   double* v) const {
-  if (v) std::copy(v_.begin(), v_.end(), v);
-  if (u)
-    for (int64_t i = 0; i < nr; ++i) u[i] = cost[i * nc + col4row_[i]] - v_[col4row_[i]];
-}
-
-int AssignmentSolver::solve(const double* cost, int64_t nr, int64_t nc, int64_t* col4row,
-                            double* u, double* v) {
-  if (nr > nc) return kInvalid;
-  for (int64_t k = 0; k < nr * nc; ++k)
-    if (std::isnan(cost[k]) || cost[k] == -kInf) return kInvalid;
-  resize(nr, nc);
-  if (nr == 0) return kOk;
-  std::iota(free_.begin(), free_.begin() + nr, int64_t{0});
-  // Cold start v = 0: v only decreases on scanned (assigned) columns, so unused columns keep
-  // v = 0 >= every other v, which is the rectangular optimality condition.
-  const int st = augment_all(cost, nr, nc, free_.data(), nr);
-  if (st != kOk) return st;
-  std::copy(col4row_.begin(), col4row_.end(), col4row);
-  write_duals(cost, nr, nc, u, v);
   return kOk;
 }
 
@@ -205,22 +186,173 @@ int64_t AssignmentSolver::init_jv(const double* cost, int64_t n) {
 
 
 
-int AssignmentSolver::solve_square_dense(const double* cost, int64_t n, int64_t* col4row,
-                                         double* u, double* v) {
-  resize(n, n);
-  if (n == 0) return kOk;
+int AssignmentSolver::run_dense_jv(const double* cost, int64_t n) {
   if (n == 1) {
-    col4row[0] = 0;
-    if (v) v[0] = 0.0;
-    if (u) u[0] = cost[0];
+    col4row_[0] = row4col_[0] = 0;
     return kOk;
   }
   const int64_t nfree = init_jv(cost, n);
-  const int st = augment_all(cost, n, n, free_.data(), nfree);
-  if (st != kOk) return st;
-  std::copy(col4row_.begin(), col4row_.end(), col4row);
-  write_duals(cost, n, n, u, v);
+  return augment_all(cost, n, n, free_.data(), nfree);
+}
+
+int AssignmentSolver::run_sap(const double* cost, int64_t nr, int64_t nc) {
+  // Cold start v = 0: v only decreases on scanned (assigned) columns, so unused columns keep
+  // v = 0 >= every other v, which is the rectangular optimality condition.
+  std::iota(free_.begin(), free_.begin() + nr, int64_t{0});
+  return augment_all(cost, nr, nc, free_.data(), nr);
+}
+
+// Shortest augmenting paths from every row in turn with explicit duals u, v, scanning the
+// unreached columns in the order of a list that starts at nc-1 ... 0 and loses a reached
+// column by moving its last entry into the hole. Among columns at the minimal distance an
+// unassigned one is preferred (the last such in list order), otherwise the first in list
+// order. This is the rule of scipy's linear_sum_assignment (Crouse's algorithm), with the
+// same arithmetic, so tied problems get scipy's answer.
+int AssignmentSolver::run_scipy_order(const double* cost, int64_t nr, int64_t nc) {
+  std::fill(u_.begin(), u_.end(), 0.0);
+  std::fill(v_.begin(), v_.end(), 0.0);
+  double* d = d_.data();
+  int64_t* rem = remaining_.data();
+  int64_t* path = path_.data();
+  for (int64_t root = 0; root < nr; ++root) {
+    for (int64_t q = 0; q < nc; ++q) rem[q] = nc - 1 - q;
+    std::fill(d, d + nc, kInf);
+    std::fill(scanned_row_.begin(), scanned_row_.end(), 0);
+    int64_t nrem = nc, ndone = 0, row = root, sink = -1;
+    double dist = 0.0;
+    while (sink < 0) {
+      scanned_row_[row] = 1;
+      const double* c = cost + row * nc;
+      const double ui = u_[row];
+      double best = kInf;
+      int64_t at = -1;
+      for (int64_t q = 0; q < nrem; ++q) {
+        const int64_t j = rem[q];
+        const double r = dist + c[j] - ui - v_[j];
+        if (r < d[j]) {
+          d[j] = r;
+          path[j] = row;
+        }
+        if (d[j] < best || (d[j] == best && row4col_[j] < 0)) {
+          best = d[j];
+          at = q;
+        }
+      }
+      if (!(best < kInf)) return kInfeasible;
+      dist = best;
+      const int64_t j = rem[at];
+      rem[at] = rem[--nrem];
+      done_[ndone++] = j;
+      if (row4col_[j] < 0)
+        sink = j;
+      else
+        row = row4col_[j];
+    }
+    u_[root] += dist;
+    for (int64_t i = 0; i < nr; ++i)
+      if (scanned_row_[i] && i != root) u_[i] += dist - d[col4row_[i]];
+    for (int64_t t = 0; t < ndone; ++t) v_[done_[t]] -= dist - d[done_[t]];
+    for (int64_t j = sink;;) {
+      const int64_t i = path[j];
+      row4col_[j] = i;
+      std::swap(j, col4row_[i]);
+      if (i == root) break;
+    }
+  }
   return kOk;
+}
+
+// True when the optimum is unique. With these optimal duals every optimal assignment uses only
+// tight entries (complementary slackness), so another optimum exists exactly when the tight
+// entries hold an alternating cycle (rows i switching from col4row[i] to another tight column,
+// closing up), or, when nr < nc, an alternating path from a used column with v = 0 to an
+// unused one (unused columns have v = 0). Entries within a relative 1e-12 of tight count as
+// tight: far above the dual updates' rounding (a few ulps of |c| + |v|), far below the gaps
+// between distinct assignment costs of continuous data; a near-tie only costs the fallback.
+bool AssignmentSolver::unique_optimum(const double* cost, int64_t nr, int64_t nc) const {
+  const detail::TightListFn tight = detail::tight_list_kernel();
+  // Column graph: arc col4row[i] -> j for every tight (i, j), j != col4row[i] (CSR by row i).
+  std::vector<int64_t> start(nr + 1, 0), adj;
+  adj.reserve(static_cast<size_t>(4 * nr));
+  std::vector<int64_t> buf(nc);
+  double vmax = 0.0;
+  for (int64_t j = 0; j < nc; ++j) vmax = std::max(vmax, std::abs(v_[j]));
+  for (int64_t i = 0; i < nr; ++i) {
+    const int64_t m = col4row_[i];
+    const double h = cost[i * nc + m] - v_[m];
+    const double thr = h + 1e-12 * (std::abs(cost[i * nc + m]) + vmax);
+    const int64_t k = tight(cost + i * nc, v_.data(), thr, nc, buf.data());
+    for (int64_t q = 0; q < k; ++q)
+      if (buf[q] != m) adj.push_back(buf[q]);
+    start[i + 1] = static_cast<int64_t>(adj.size());
+  }
+  if (adj.empty()) return true;
+  // Iterative DFS over columns: state 0 new, 1 on the stack, 2 finished; a back arc is a cycle.
+  std::vector<char> state(nc, 0), reaches_free(nc, 0);
+  for (int64_t j = 0; j < nc; ++j) reaches_free[j] = row4col_[j] < 0;
+  std::vector<std::pair<int64_t, int64_t>> stack;  // (column, next arc index)
+  for (int64_t s0 = 0; s0 < nc; ++s0) {
+    if (state[s0] || row4col_[s0] < 0) continue;
+    stack.push_back({s0, start[row4col_[s0]]});
+    state[s0] = 1;
+    while (!stack.empty()) {
+      auto& [c, e] = stack.back();
+      const int64_t r = row4col_[c];
+      if (e < start[r + 1]) {
+        const int64_t t = adj[e++];
+        if (state[t] == 1) return false;  // alternating cycle
+        if (state[t] == 0) {
+          state[t] = 1;
+          if (row4col_[t] >= 0) stack.push_back({t, start[row4col_[t]]});
+          else state[t] = 2;
+        }
+        if (reaches_free[t]) reaches_free[c] = 1;
+      } else {
+        state[c] = 2;
+        const int64_t done = c;
+        stack.pop_back();
+        if (!stack.empty() && reaches_free[done]) reaches_free[stack.back().first] = 1;
+      }
+    }
+  }
+  if (nr < nc)
+    for (int64_t j = 0; j < nc; ++j)
+      if (row4col_[j] >= 0 && reaches_free[j] && std::abs(v_[j]) <= 1e-12 * vmax) return false;
+  return true;
+}
+
+void AssignmentSolver::write_out(const double* cost, int64_t nr, int64_t nc, int64_t* col4row,
+                                 double* u, double* v) const {
+  std::copy(col4row_.begin(), col4row_.begin() + nr, col4row);
+  if (v) std::copy(v_.begin(), v_.begin() + nc, v);
+  if (u)
+    for (int64_t i = 0; i < nr; ++i) u[i] = cost[i * nc + col4row_[i]] - v_[col4row_[i]];
+}
+
+int AssignmentSolver::solve_with(Method method, const double* cost, int64_t nr, int64_t nc,
+                                 int64_t* col4row, double* u, double* v) {
+  if (nr > nc) return kInvalid;
+  const bool finite = detail::all_finite(cost, nr * nc);
+  if (!finite)
+    for (int64_t k = 0; k < nr * nc; ++k)
+      if (std::isnan(cost[k]) || cost[k] == -kInf) return kInvalid;
+  if (method == Method::kAuto) method = finite && nr == nc ? Method::kDenseJV : Method::kSap;
+  if (method == Method::kDenseJV && !(finite && nr == nc)) return kInvalid;
+  resize(nr, nc);
+  if (nr == 0) return kOk;
+  const int st = method == Method::kDenseJV ? run_dense_jv(cost, nr)
+                 : method == Method::kSap   ? run_sap(cost, nr, nc)
+                                            : run_scipy_order(cost, nr, nc);
+  if (st != kOk) return st;
+  write_out(cost, nr, nc, col4row, u, v);
+  return kOk;
+}
+
+int AssignmentSolver::solve(const double* cost, int64_t nr, int64_t nc, int64_t* col4row,
+                            double* u, double* v, Ties ties) {
+  const int st = solve_with(Method::kAuto, cost, nr, nc, col4row, u, v);
+  if (st != kOk || ties == Ties::kAny || nr == 0 || unique_optimum(cost, nr, nc)) return st;
+  return solve_with(Method::kScipyOrder, cost, nr, nc, col4row, u, v);
 }
 
 int linear_sum_assignment(const double* cost, int64_t nr, int64_t nc, int64_t* rows,
@@ -230,9 +362,7 @@ int linear_sum_assignment(const double* cost, int64_t nr, int64_t nc, int64_t* r
   AssignmentSolver solver;
   std::vector<int64_t> c4r(k);
   if (nr <= nc) {
-    const bool finite = nr == nc && detail::all_finite(cost, nr * nc);
-    const int st = finite ? solver.solve_square_dense(cost, nr, c4r.data())
-                          : solver.solve(cost, nr, nc, c4r.data());
+    const int st = solver.solve(cost, nr, nc, c4r.data());
     if (st != kOk) return st;
     for (int64_t i = 0; i < nr; ++i) {
       rows[i] = i;

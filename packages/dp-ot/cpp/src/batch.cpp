@@ -8,7 +8,6 @@
 #include <vector>
 
 #include "dpot/dpot.hpp"
-#include "kernels.hpp"
 
 namespace dpot {
 namespace {
@@ -39,10 +38,7 @@ void parallel_for(int64_t count, int threads, Fn&& fn) {
 void batch_assignment(const double* costs, int64_t batch, int64_t n, int threads,
                       int64_t* col4row, int* status) {
   parallel_for(batch, threads, [&](int64_t b, AssignmentSolver& solver, std::vector<double>&) {
-    const double* c = costs + b * n * n;
-    const bool finite = detail::all_finite(c, n * n);
-    status[b] = finite ? solver.solve_square_dense(c, n, col4row + b * n)
-                       : solver.solve(c, n, n, col4row + b * n);
+    status[b] = solver.solve(costs + b * n * n, n, n, col4row + b * n);
   });
 }
 
@@ -73,7 +69,8 @@ void pair_blocks(const double* x0, const double* x1, int64_t batch, int64_t bloc
                    return;
                  }
                  int64_t c4r[256];
-                 status[b] = solver.solve_square_dense(cost.data(), block, c4r);
+                 status[b] = solver.solve(cost.data(), block, block, c4r, nullptr, nullptr,
+                                          Ties::kAny);
                  for (int64_t k = 0; k < block; ++k) out[b * block + k] = static_cast<uint8_t>(c4r[k]);
                });
 }

@@ -1,11 +1,10 @@
-// Relaxation and row-scan kernels: a portable scalar version, the x86-64 SSE2 baseline and an
-// AVX2 version selected at run time with __builtin_cpu_supports (no -march flags needed; the
+// Relaxation, row-scan and tight-count kernels: a portable scalar version (non-x86 builds), the
+// x86-64 SSE2 baseline and an AVX2 version selected at run time with __builtin_cpu_supports (no -march flags needed; the
 // AVX2 code is compiled per function). Every variant returns bit-identical results (no FMA:
 // -ffp-contract=off; min/max/compare only, same operation order per element).
 #include "kernels.hpp"
 
 #include <algorithm>
-#include <cstdlib>
 #include <limits>
 
 #include "dpot/dpot.hpp"
@@ -70,7 +69,44 @@ inline void two_smallest(const double* vals, int nv, double* m1, double* m2) {
   *m2 = b;
 }
 
+[[maybe_unused]] int64_t tight_list_portable(const double* c, const double* v, double thr,
+                                             int64_t n, int64_t* out) {
+  int64_t count = 0;
+  for (int64_t k = 0; k < n; ++k)
+    if ((c[k] - v[k]) <= thr) out[count++] = k;
+  return count;
+}
+
 #ifdef DPOT_X86
+
+int64_t tight_list_sse2(const double* c, const double* v, double thr, int64_t n, int64_t* out) {
+  const __m128d vt = _mm_set1_pd(thr);
+  int64_t count = 0;
+  int64_t k = 0;
+  for (; k + 2 <= n; k += 2) {
+    const __m128d h = _mm_sub_pd(_mm_loadu_pd(c + k), _mm_loadu_pd(v + k));
+    for (unsigned m = static_cast<unsigned>(_mm_movemask_pd(_mm_cmple_pd(h, vt))); m; m &= m - 1)
+      out[count++] = k + __builtin_ctz(m);
+  }
+  for (; k < n; ++k)
+    if ((c[k] - v[k]) <= thr) out[count++] = k;
+  return count;
+}
+
+__attribute__((target("avx2"))) int64_t tight_list_avx2(const double* c, const double* v,
+                                                         double thr, int64_t n, int64_t* out) {
+  const __m256d vt = _mm256_set1_pd(thr);
+  int64_t count = 0;
+  int64_t k = 0;
+  for (; k + 4 <= n; k += 4) {
+    const __m256d h = _mm256_sub_pd(_mm256_loadu_pd(c + k), _mm256_loadu_pd(v + k));
+    unsigned m = static_cast<unsigned>(_mm256_movemask_pd(_mm256_cmp_pd(h, vt, _CMP_LE_OQ)));
+    for (; m; m &= m - 1) out[count++] = k + __builtin_ctz(m);
+  }
+  for (; k < n; ++k)
+    if ((c[k] - v[k]) <= thr) out[count++] = k;
+  return count;
+}
 
 // x86-64 baseline (SSE2, always present): the portable path on x86.
 int64_t relax_sse2(const double* c, const double* v, double h, double* d, int64_t n,
@@ -147,42 +183,6 @@ void rowmin2_sse2(const double* c, const double* v, int64_t n, double* m1, int64
   for (; q < n; ++q)
     if (c[q] - v[q] == *m1) break;
   *j1 = q;
-}
-
-__attribute__((target("avx512f"))) int64_t relax_avx512(const double* c, const double* v,
-                                                         double h, double* d, int64_t n,
-                                                         double* dmin) {
-  const __m512d vh = _mm512_set1_pd(h);
-  __m512d best = _mm512_set1_pd(kInf);
-  int64_t k = 0;
-  for (; k + 8 <= n; k += 8) {
-    const __m512d cand =
-        _mm512_sub_pd(_mm512_sub_pd(_mm512_loadu_pd(c + k), _mm512_loadu_pd(v + k)), vh);
-    __m512d dk = _mm512_loadu_pd(d + k);
-    dk = _mm512_mask_mov_pd(dk, _mm512_cmp_pd_mask(cand, dk, _CMP_LT_OQ), cand);
-    _mm512_storeu_pd(d + k, dk);
-    best = _mm512_mask_mov_pd(best, _mm512_cmp_pd_mask(dk, best, _CMP_LT_OQ), dk);
-  }
-  alignas(64) double bv[8];
-  _mm512_store_pd(bv, best);
-  double bst = *std::min_element(bv, bv + 8);
-  const int64_t kv = k;
-  for (; k < n; ++k) {
-    const double cd = (c[k] - v[k]) - h;
-    d[k] = cd < d[k] ? cd : d[k];
-    bst = std::min(bst, d[k]);
-  }
-  *dmin = bst;
-  if (!(bst < kInf)) return 0;
-  const __m512d vb = _mm512_set1_pd(bst);
-  int64_t q = 0;
-  for (; q + 8 <= kv; q += 8) {
-    const __mmask8 m = _mm512_cmp_pd_mask(_mm512_loadu_pd(d + q), vb, _CMP_EQ_OQ);
-    if (m) return q + __builtin_ctz(static_cast<unsigned>(m));
-  }
-  for (; q < n; ++q)
-    if (d[q] == bst) return q;
-  return 0;
 }
 
 __attribute__((target("avx2"))) int64_t relax_avx2(const double* c, const double* v, double h,
@@ -265,8 +265,6 @@ __attribute__((target("avx2"))) void rowmin2_avx2(const double* c, const double*
 #endif
 
 bool g_enabled = true;
-// AVX-512 measured no faster than AVX2 on the 2-core EPYC (double-pumped): opt-in only.
-bool g_avx512 = std::getenv("DPOT_AVX512") != nullptr;
 
 }  // namespace
 
@@ -291,11 +289,19 @@ bool all_finite(const double* x, int64_t n) {
 
 RelaxFn relax_kernel() {
 #ifdef DPOT_X86
-  if (g_enabled && g_avx512 && __builtin_cpu_supports("avx512f")) return relax_avx512;
   if (g_enabled && __builtin_cpu_supports("avx2")) return relax_avx2;
   return relax_sse2;
 #else
   return relax_portable;
+#endif
+}
+
+TightListFn tight_list_kernel() {
+#ifdef DPOT_X86
+  if (g_enabled && __builtin_cpu_supports("avx2")) return tight_list_avx2;
+  return tight_list_sse2;
+#else
+  return tight_list_portable;
 #endif
 }
 
@@ -315,7 +321,7 @@ namespace dpot {
 const char* simd_level() {
 #ifdef DPOT_X86
   const detail::RelaxFn k = detail::relax_kernel();
-  return k == detail::relax_avx512 ? "avx512" : k == detail::relax_avx2 ? "avx2" : "portable-sse2";
+  return k == detail::relax_avx2 ? "avx2" : "sse2";
 #else
   return "portable";
 #endif

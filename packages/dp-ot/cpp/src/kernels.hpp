@@ -23,6 +23,13 @@ using RowMin2Fn = void (*)(const double* c, const double* v, int64_t n, double* 
 
 RowMin2Fn rowmin2_kernel();
 
+/// Writes the k in [0, n) with c[k] - v[k] <= thr to out (ascending) and returns how many
+/// (the tight entries of a row, for the uniqueness certificate).
+using TightListFn = int64_t (*)(const double* c, const double* v, double thr, int64_t n,
+                                int64_t* out);
+
+TightListFn tight_list_kernel();
+
 /// True when no entry is NaN or +-inf (branch-free: x - x is 0 exactly for finite x).
 bool all_finite(const double* x, int64_t n);
 

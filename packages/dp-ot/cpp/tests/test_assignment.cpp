@@ -97,8 +97,8 @@ void dense_duals_and_batch(std::mt19937_64& rng) {
     const double* c = costs.data() + b * n * n;
     std::vector<int64_t> a(n), g(n);
     std::vector<double> u(n), v(n);
-    CHECK(solver.solve_square_dense(c, n, a.data(), u.data(), v.data()) == dpot::kOk, "st");
-    CHECK(solver.solve(c, n, n, g.data()) == dpot::kOk, "st");
+    CHECK(solver.solve_with(dpot::Method::kDenseJV, c, n, n, a.data(), u.data(), v.data()) == dpot::kOk, "st");
+    CHECK(solver.solve_with(dpot::Method::kSap, c, n, n, g.data()) == dpot::kOk, "st");
     double ca = 0, cg = 0;
     for (int i = 0; i < n; ++i) {
       ca += c[i * n + a[i]];
@@ -129,7 +129,7 @@ void dense_duals_and_batch(std::mt19937_64& rng) {
         c[k * blk + j] = s;
       }
     std::vector<int64_t> g(blk);
-    solver.solve(c.data(), blk, blk, g.data());
+    solver.solve_with(dpot::Method::kSap, c.data(), blk, blk, g.data());
     double cp = 0, cg = 0;
     for (int k = 0; k < blk; ++k) {
       cp += c[k * blk + p1[b * blk + k]];
@@ -172,9 +172,9 @@ void dense_stress(std::mt19937_64& rng) {
       }
       std::vector<int64_t> a(n), g(n);
       std::vector<double> u(n), v(n);
-      CHECK(solver.solve_square_dense(c.data(), n, a.data(), u.data(), v.data()) == dpot::kOk,
+      CHECK(solver.solve_with(dpot::Method::kDenseJV, c.data(), n, n, a.data(), u.data(), v.data()) == dpot::kOk,
             "status n=%d kind=%d", n, kind);
-      CHECK(solver.solve(c.data(), n, n, g.data()) == dpot::kOk, "generic status");
+      CHECK(solver.solve_with(dpot::Method::kSap, c.data(), n, n, g.data()) == dpot::kOk, "generic status");
       double cmax = 0, ca = 0, cg = 0;
       for (double x : c) cmax = std::max(cmax, std::abs(x));
       std::vector<char> used(n, 0);
@@ -202,6 +202,54 @@ void dense_stress(std::mt19937_64& rng) {
   }
 }
 
+// The scipy-order variant against brute force (ties, +inf, rectangular), and solve()'s
+// choice: equal to the scipy-order result on tied problems, to the fast path's on unique ones.
+void scipy_order_and_ties(std::mt19937_64& rng) {
+  dpot::AssignmentSolver solver;
+  std::uniform_real_distribution<double> U(-5, 5);
+  for (int trial = 0; trial < 2000; ++trial) {
+    const int nr = 1 + static_cast<int>(rng() % 6), nc = nr + static_cast<int>(rng() % 3);
+    const int kind = static_cast<int>(rng() % 3);
+    std::vector<double> c(nr * nc);
+    for (auto& x : c) {
+      if (kind == 0) x = static_cast<double>(rng() % 3);   // ties
+      if (kind == 1) x = (rng() % 4 == 0) ? kInf : static_cast<double>(rng() % 4);
+      if (kind == 2) x = U(rng);
+    }
+    const double ref = brute(c, nr, nc);
+    std::vector<int64_t> s(nr), a(nr), rows(nr);
+    std::iota(rows.begin(), rows.end(), int64_t{0});
+    const int st = solver.solve_with(dpot::Method::kScipyOrder, c.data(), nr, nc, s.data());
+    if (!(ref < kInf)) {
+      CHECK(st == dpot::kInfeasible, "scipy order: expected infeasible, got %d", st);
+      continue;
+    }
+    CHECK(st == dpot::kOk, "scipy order status %d", st);
+    check_valid(rows, s, nr, nc);
+    // integer kinds: exact; uniform kind: <= 6 roundings of magnitude 5
+    CHECK(std::abs(cost_of(c, nc, rows, s) - ref) <= 1e-12 * 30, "scipy order cost");
+    CHECK(solver.solve(c.data(), nr, nc, a.data()) == dpot::kOk, "solve status");
+    if (kind != 2) CHECK(a == s, "solve() differs from the scipy order on a tied problem");
+  }
+  // Constant costs: scipy returns the identity (its own test for issue 11602).
+  for (int n : {1, 2, 8, 33}) {
+    std::vector<double> c(n * n, 1.0);
+    std::vector<int64_t> a(n), id(n);
+    std::iota(id.begin(), id.end(), int64_t{0});
+    CHECK(solver.solve(c.data(), n, n, a.data()) == dpot::kOk && a == id, "constant n=%d", n);
+  }
+  // Continuous costs: the optimum is unique, so solve() keeps the fast path's answer.
+  std::normal_distribution<double> N01;
+  for (int n : {16, 64, 200}) {
+    std::vector<double> c(n * n);
+    for (auto& x : c) x = N01(rng);
+    std::vector<int64_t> a(n), s(n);
+    solver.solve(c.data(), n, n, a.data());
+    solver.solve_with(dpot::Method::kScipyOrder, c.data(), n, n, s.data());
+    CHECK(a == s, "unique optimum differs between paths (n=%d)", n);
+  }
+}
+
 void invalid_inputs() {
   const double nan = std::numeric_limits<double>::quiet_NaN();
   std::vector<double> c = {1, nan, 2, 3};
@@ -223,6 +271,7 @@ int main() {
     dense_duals_and_batch(rng);
     dense_stress(rng);
   }
+  scipy_order_and_ties(rng);
   invalid_inputs();
   std::printf("%s (%d failures)\n", g_failures ? "FAIL" : "OK", g_failures);
   return g_failures ? 1 : 0;

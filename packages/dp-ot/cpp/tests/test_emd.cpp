@@ -1,7 +1,8 @@
-// EMD against a brute-force optimum: for integer histograms the transport LP has an optimal
-// vertex; we check (1) exact marginals, (2) the plan's cost equals the dual objective
+// The network simplex EMD: (1) exact marginals, (2) the plan's cost equals the dual objective
 // sum a_i alpha_i + sum b_j beta_j with feasible duals (strong duality certifies optimality),
-// and (3) for uniform equal sizes the cost equals the brute-force assignment optimum / n.
+// on small problems with zero weights and ties and on larger ones (up to 120 x 90),
+// (3) for uniform equal sizes the cost equals the brute-force assignment optimum / n,
+// (4) the pivot limit reports kMaxIter.
 #include <algorithm>
 #include <cmath>
 #include <numeric>
@@ -14,8 +15,10 @@
 int main() {
   std::mt19937_64 rng(7);
   std::uniform_real_distribution<double> U(0, 1);
-  for (int trial = 0; trial < 400; ++trial) {
-    const int n = 1 + static_cast<int>(rng() % 9), m = 1 + static_cast<int>(rng() % 9);
+  for (int trial = 0; trial < 430; ++trial) {
+    const bool big = trial >= 400;
+    const int n = big ? 60 + static_cast<int>(rng() % 61) : 1 + static_cast<int>(rng() % 9);
+    const int m = big ? 60 + static_cast<int>(rng() % 31) : 1 + static_cast<int>(rng() % 9);
     std::vector<double> a(n), b(m), M(n * m), G(n * m, 0.0), al(n), be(m);
     for (auto& x : a) x = (rng() % 5 == 0) ? 0.0 : U(rng);
     for (auto& x : b) x = (rng() % 5 == 0) ? 0.0 : U(rng);
@@ -39,7 +42,8 @@ int main() {
         CHECK(al[i] + be[j] <= M[i * m + j] + 1e-9, "dual infeasible");
         if (G[i * m + j] > 1e-12) CHECK(std::abs(al[i] + be[j] - M[i * m + j]) < 1e-9, "cs");
       }
-      CHECK(std::abs(rs - a[i]) <= 1e-12, "row marginal %g vs %g", rs, a[i]);  // ~1 ulp sums
+      // flows are sums and differences of the weights (<= ~120 terms of size <= ~1)
+      CHECK(std::abs(rs - a[i]) <= 1e-12, "row marginal %g vs %g", rs, a[i]);
       dual += a[i] * al[i];
     }
     for (int j = 0; j < m; ++j) {
@@ -66,6 +70,16 @@ int main() {
     double cost;
     dpot::emd(a.data(), a.data(), M.data(), n, n, 100000, G.data(), al.data(), be.data(), &cost);
     CHECK(std::abs(cost - best / n) <= 1e-12, "uniform cost %.17g vs %.17g", cost, best / n);
+  }
+  {  // pivot limit
+    const int n = 12;
+    std::vector<double> a(n), M(n * n), G(n * n, 0.0), al(n), be(n);
+    for (auto& x : a) x = 0.5 + U(rng);
+    for (auto& x : M) x = U(rng);
+    double cost;
+    const int st = dpot::emd(a.data(), a.data(), M.data(), n, n, 1, G.data(), al.data(),
+                             be.data(), &cost);
+    CHECK(st == dpot::kMaxIter, "expected kMaxIter, got %d", st);
   }
   std::printf("%s (%d failures)\n", g_failures ? "FAIL" : "OK", g_failures);
   return g_failures ? 1 : 0;

@@ -4,6 +4,7 @@ import importlib.metadata
 
 from ._assignment import batch_linear_sum_assignment as batch_linear_sum_assignment
 from ._assignment import linear_sum_assignment as linear_sum_assignment
+from ._emd import EMDInputError as EMDInputError
 from ._emd import emd as emd
 from ._emd import emd2 as emd2
 from ._pairings import Pairings as Pairings

@@ -62,9 +62,26 @@ def _read(path: Path, name: str) -> np.ndarray:
         raise SystemExit(f"dp-ot: error: cannot read {path} as HDF5: {err}") from None
 
 
+def _check_args(args: argparse.Namespace) -> None:
+    """One-line errors naming the flag, before any file is read."""
+    for flag, value, low in (
+        ("--epochs", args.epochs, 1),
+        ("--block", args.block, 1),
+        ("--threads", args.threads, 1),
+        ("--seed", args.seed, 0),
+    ):
+        if value < low:
+            raise SystemExit(f"dp-ot: error: {flag} must be >= {low}, got {value}")
+    if args.block > 256:
+        raise SystemExit(
+            f"dp-ot: error: --block must be <= 256 (stored as uint8), got {args.block}"
+        )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``dp-ot`` command."""
     args = _parser().parse_args(argv)
+    _check_args(args)
     x = _read(args.data, args.dataset)
     if x.ndim != 2:
         raise SystemExit(f"dp-ot: error: {args.dataset} must be (N, d), got shape {x.shape}")

@@ -5,7 +5,6 @@
 #include <pybind11/pybind11.h>
 
 #include <algorithm>
-#include <cmath>
 #include <string>
 #include <vector>
 #include <tuple>
@@ -54,13 +53,9 @@ std::tuple<I64, Arr, Arr> square_duals(const Arr& cost) {
   int st;
   {
     py::gil_scoped_release release;
-    bool finite = true;
-    for (int64_t k = 0; finite && k < n * n; ++k) finite = std::isfinite(cost.data()[k]);
     dpot::AssignmentSolver solver;
-    st = finite ? solver.solve_square_dense(cost.data(), n, c4r.mutable_data(),
-                                            u.mutable_data(), v.mutable_data())
-                : solver.solve(cost.data(), n, n, c4r.mutable_data(), u.mutable_data(),
-                               v.mutable_data());
+    st = solver.solve(cost.data(), n, n, c4r.mutable_data(), u.mutable_data(), v.mutable_data(),
+                      dpot::Ties::kAny);
   }
   raise_status(st);
   return {c4r, u, v};
@@ -143,8 +138,9 @@ PYBIND11_MODULE(_core, m) {
   m.def("pair_blocks", &pair, py::arg("x0"), py::arg("x1"), py::arg("threads") = 1,
         "Exact squared-Euclidean assignment per block: out[b, k] = x0 row paired with x1[b, k].");
   m.def("emd", &emd, py::arg("a"), py::arg("b"), py::arg("M"), py::arg("max_iter"),
-        "Exact EMD by successive shortest paths: (G, cost, alpha, beta, status).");
-  m.def("simd_level", &dpot::simd_level, "Active SIMD kernels: 'avx2' or 'portable'.");
+        "Exact EMD by the network simplex: (G, cost, alpha, beta, status).");
+  m.def("simd_level", &dpot::simd_level,
+        "Active SIMD kernels: 'avx2', 'sse2' (x86-64 baseline) or 'portable' (non-x86 builds).");
   m.def("set_simd_enabled", &dpot::set_simd_enabled, py::arg("enabled"),
-        "Allow run-time SIMD dispatch (True) or force the portable path (False).");
+        "Allow run-time SIMD dispatch (True) or force the baseline kernels (False).");
 }

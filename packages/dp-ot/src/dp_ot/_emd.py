@@ -1,9 +1,14 @@
 """Exact earth mover's distance: drop-ins for POT's ``ot.emd`` and ``ot.emd2``.
 
 Uniform histograms of equal size go through the exact assignment solver (an optimal plan is
-then a permutation). General histograms are solved exactly by successive shortest paths
-(min-cost flow) in C++. ``numItermax`` bounds the number of augmenting paths (POT: simplex
-pivots); ``numThreads`` is accepted for compatibility and ignored, as in current POT.
+then a permutation). General histograms are solved exactly by the network simplex in C++
+(block-search pricing, strongly feasible trees), as POT does. ``numItermax`` bounds the number
+of simplex pivots, as in POT; ``numThreads`` is accepted for compatibility and ignored.
+
+Inconsistent inputs that POT rejects with ``AssertionError`` (histogram lengths that do not
+match ``M``, unequal masses) raise :class:`EMDInputError`, which subclasses both
+``ValueError`` and ``AssertionError``: code written against POT and code expecting the
+``ValueError`` of the rest of dp-ot both catch it.
 """
 
 from __future__ import annotations
@@ -16,7 +21,12 @@ from jaxtyping import Float
 
 from . import _core
 
-__all__ = ["emd", "emd2"]
+__all__ = ["EMDInputError", "emd", "emd2"]
+
+
+class EMDInputError(ValueError, AssertionError):
+    """Inputs POT rejects with ``AssertionError``: mismatched dimensions or unequal masses."""
+
 
 # POT's result codes (ot.lp.emd_wrap): 0 infeasible, 1 optimal, 2 unbounded, 3 max iterations.
 _RESULT = {0: 1, 1: 0, 3: 3}  # dp-ot core status -> POT result_code
@@ -33,7 +43,7 @@ def _histogram(w: Any, n: int, name: str) -> np.ndarray:
         return np.full(n, 1.0 / n) if n else np.zeros(0)
     arr = np.asarray(w, dtype=np.float64)
     if arr.ndim != 1 or arr.shape[0] != n:
-        raise ValueError("Dimension mismatch, check dimensions of M with a and b")
+        raise EMDInputError("Dimension mismatch, check dimensions of M with a and b")
     if not np.all(np.isfinite(arr)) or np.any(arr < 0):
         raise ValueError(f"{name} must be finite and nonnegative")
     return arr
@@ -61,7 +71,9 @@ def _solve(
     a = _histogram(a, n1, "a")
     b = _histogram(b, n2, "b")
     if check_marginals and not abs(a.sum() - b.sum()) < 1.5e-6:  # POT: assert_almost_equal(6)
-        raise ValueError(f"a and b vector must have the same sum (got {a.sum()!r} and {b.sum()!r})")
+        raise EMDInputError(
+            f"a and b vector must have the same sum (got {a.sum()!r} and {b.sum()!r})"
+        )
     if b.sum() > 0:
         b = b * (a.sum() / b.sum())
     if int(numItermax) != numItermax or numItermax < 1:
@@ -103,7 +115,7 @@ def emd(
         a: (n,) source weights; an empty list means uniform.
         b: (m,) target weights; an empty list means uniform. Rescaled to ``a``'s total.
         M: (n, m) finite ground costs.
-        numItermax: maximum number of augmenting paths before giving up (result_code 3).
+        numItermax: maximum number of simplex pivots before giving up (result_code 3).
         log: also return a dict with ``cost``, ``u``, ``v``, ``warning``, ``result_code``.
         center_dual: centre the dual potentials as POT does.
         numThreads: ignored (kept for signature compatibility).
@@ -114,8 +126,9 @@ def emd(
         A non-optimal outcome emits a ``UserWarning`` with POT's message.
 
     Raises:
-        ValueError: wrong shapes, non-finite ``M``, negative or non-finite weights,
-            unequal sums (POT raises ``AssertionError`` for the last two shape/sum checks).
+        EMDInputError: ``a``/``b`` lengths do not match ``M``, or unequal sums (a subclass of
+            both ``ValueError`` and POT's ``AssertionError``).
+        ValueError: ``M`` not 2-D or not finite, negative or non-finite weights.
 
     Example:
         >>> from dp_ot import emd

@@ -44,6 +44,33 @@ def _fingerprint(x: np.ndarray) -> str:
     return h.hexdigest()
 
 
+_HEADER_KEYS = (
+    "format", "seed", "n_points", "dim", "block", "n_epochs", "n_blocks", "epochs_done",
+    "weighted", "x1_fingerprint", "weights_sha256", "noise_check",
+)  # fmt: skip
+
+
+def _read_header(directory: Path) -> dict:
+    """Parse ``directory/header.json``; a corrupt, truncated or foreign file raises a
+    ValueError naming it and saying how to recover."""
+    path = directory / "header.json"
+    recover = (
+        f"delete {directory} and rerun precompute_pairings (or `dp-ot precompute`) with the "
+        "same arguments to recreate it"
+    )
+    try:
+        header = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path} is unreadable, corrupt or truncated ({err}); {recover}") from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        found = header.get("format") if isinstance(header, dict) else type(header).__name__
+        raise ValueError(f"{path}: not a {FORMAT} header (format {found!r}); {recover}")
+    missing = [k for k in _HEADER_KEYS if k not in header]
+    if missing:
+        raise ValueError(f"{path} is incomplete (no {', '.join(missing)}); {recover}")
+    return header
+
+
 def _write_json(path: Path, obj: dict) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(obj, indent=1))
@@ -80,11 +107,17 @@ class Pairings:
         path = Path(path)
         if not (path / "header.json").is_file():
             raise FileNotFoundError(f"{path} is not a dp-ot pairings directory (no header.json)")
-        header = json.loads((path / "header.json").read_text())
-        if header.get("format") != FORMAT:
-            raise ValueError(f"{path}: unknown format {header.get('format')!r}")
+        header = _read_header(path)
         if header["epochs_done"] != header["n_epochs"]:
             raise ValueError(f"{path}: incomplete ({header['epochs_done']} epochs)")
+        data = path / "pairings.u8"
+        size = header["n_epochs"] * header["n_blocks"] * header["block"]
+        if not data.is_file() or data.stat().st_size != size:
+            found = data.stat().st_size if data.is_file() else "missing"
+            raise ValueError(
+                f"{data} should hold {size} bytes, found {found}; delete {path} and rerun "
+                "precompute_pairings (or `dp-ot precompute`) to recreate it"
+            )
         check = block_noise(header["seed"], 0, 0, 1, header["dim"])
         if check.tolist() != header["noise_check"]:
             raise RuntimeError(f"{path}: numpy's random streams differ from when it was written")
@@ -147,8 +180,12 @@ def _validate(x1: np.ndarray, weights, seed, n_epochs, block, threads):
         raise ValueError(f"block must be in [1, 256] (stored as uint8), got {block}")
     if x1.shape[0] < block:
         raise ValueError(f"need at least one block: N={x1.shape[0]} < block={block}")
-    if n_epochs < 1 or threads < 1 or int(seed) != seed or seed < 0:
-        raise ValueError("n_epochs and threads must be >= 1 and seed a nonnegative integer")
+    if int(n_epochs) != n_epochs or n_epochs < 1:
+        raise ValueError(f"n_epochs must be a positive integer, got {n_epochs!r}")
+    if int(threads) != threads or threads < 1:
+        raise ValueError(f"threads must be a positive integer, got {threads!r}")
+    if int(seed) != seed or seed < 0:
+        raise ValueError(f"seed must be a nonnegative integer, got {seed!r}")
     if weights is None:
         return None
     w = np.asarray(weights, dtype=np.float64)
@@ -226,7 +263,7 @@ def precompute_pairings(
     shape = (n_epochs, n_blocks * block)
     start = 0
     if (tmp / "header.json").is_file():
-        old = json.loads((tmp / "header.json").read_text())
+        old = _read_header(tmp)
         if all(old.get(k) == header[k] for k in same):
             start = int(old["epochs_done"])  # resume after the last finished epoch
     if start == 0:

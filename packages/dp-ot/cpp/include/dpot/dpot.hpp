@@ -15,10 +15,25 @@ enum Status : int {
   kMaxIter = 3,     ///< iteration limit reached before optimality (emd only)
 };
 
-/// Which SIMD kernels are in use: "avx2" or "portable".
+/// Which SIMD kernels are in use: "avx2" (x86-64 with AVX2), "sse2" (x86-64 baseline, or AVX2
+/// disabled by set_simd_enabled(false)) or "portable" (scalar C++, non-x86 builds).
 const char* simd_level();
-/// Force the portable kernels (false) or allow run-time dispatch (true). Returns the new level.
+/// Force the baseline kernels (false) or allow run-time dispatch (true). Returns the new level.
 const char* set_simd_enabled(bool enabled);
+
+/// How ties between several optimal assignments are broken.
+enum class Ties {
+  kScipy,  ///< the assignment scipy.optimize.linear_sum_assignment returns (see solve())
+  kAny,    ///< any optimum (the fast path's); deterministic, no uniqueness check
+};
+
+/// Algorithm selection for tests and benchmarks; solve() chooses by itself (kAuto).
+enum class Method {
+  kAuto,        ///< square and all finite: kDenseJV; otherwise kSap
+  kDenseJV,     ///< Jonker-Volgenant initialisation + shortest augmenting paths (square, finite)
+  kSap,         ///< shortest augmenting paths from v = 0, rows in order (any nr <= nc, +inf ok)
+  kScipyOrder,  ///< shortest augmenting paths with scipy's scan order and tie rule (scalar)
+};
 
 /// Reusable workspace for repeated solves of the same size (one per thread).
 class AssignmentSolver {
@@ -28,46 +43,61 @@ class AssignmentSolver {
   /// col4row[i] receives the column of row i. If u/v are non-null they receive optimal duals
   /// (u: nr, v: nc) with u_i + v_j <= c_ij, equality on the assignment, v_j = 0 on unused
   /// columns when nr < nc.
+  ///
+  /// This is the one place that chooses the algorithm: square all-finite inputs take the
+  /// dense Jonker-Volgenant path, the others shortest augmenting paths from v = 0. With
+  /// Ties::kScipy the result is then certified unique (every row has exactly one entry within
+  /// a relative 1e-12 of its reduced minimum); if it is not, the problem is re-solved with
+  /// Method::kScipyOrder, which reproduces scipy's choice among tied optima.
   int solve(const double* cost, int64_t nr, int64_t nc, int64_t* col4row, double* u = nullptr,
-            double* v = nullptr);
+            double* v = nullptr, Ties ties = Ties::kScipy);
 
-  /// Square, all-finite fast path: Jonker-Volgenant initialisation (column reduction,
-  /// reduction transfer, capped augmenting row reduction) followed by exact shortest
-  /// augmenting paths. Same optimum as solve(); the caller guarantees finite entries.
-  int solve_square_dense(const double* cost, int64_t n, int64_t* col4row, double* u = nullptr,
-                         double* v = nullptr);
+  /// One named algorithm, no uniqueness check (tests and benchmarks). kDenseJV requires a
+  /// square all-finite matrix (kInvalid otherwise).
+  int solve_with(Method method, const double* cost, int64_t nr, int64_t nc, int64_t* col4row,
+                 double* u = nullptr, double* v = nullptr);
 
  private:
   int augment_all(const double* cost, int64_t nr, int64_t nc, const int64_t* free_rows,
                   int64_t nfree);
   int64_t init_jv(const double* cost, int64_t n);  // returns the number of free rows
+  int run_dense_jv(const double* cost, int64_t n);
+  int run_sap(const double* cost, int64_t nr, int64_t nc);
+  int run_scipy_order(const double* cost, int64_t nr, int64_t nc);
+  bool unique_optimum(const double* cost, int64_t nr, int64_t nc) const;
   void resize(int64_t nr, int64_t nc);
-  void write_duals(const double* cost, int64_t nr, int64_t nc, double* u, double* v) const;
+  void write_out(const double* cost, int64_t nr, int64_t nc, int64_t* col4row, double* u,
+                 double* v) const;
 
-  std::vector<double> v_, d_, pred_, dsave_, vsave_;
-  std::vector<int64_t> row4col_, col4row_, done_, free_, srow_;
+  std::vector<double> v_, u_, d_, pred_, dsave_, vsave_;
+  std::vector<int64_t> row4col_, col4row_, done_, free_, srow_, remaining_, path_;
+  std::vector<char> scanned_row_;
 };
 
 /// scipy-compatible rectangular assignment: any nr, nc; writes k = min(nr, nc) pairs with
-/// rows sorted ascending. Returns a Status.
+/// rows sorted ascending, the same pairs scipy returns (Ties::kScipy). Returns a Status.
 int linear_sum_assignment(const double* cost, int64_t nr, int64_t nc, int64_t* rows,
                           int64_t* cols);
 
 /// Solve B independent n x n problems (row-major, contiguous) with `threads` worker threads.
-/// Results do not depend on the thread count. status[b] receives each problem's Status.
+/// Each result equals AssignmentSolver::solve's (Ties::kScipy), whatever the thread count.
+/// status[b] receives each problem's Status.
 void batch_assignment(const double* costs, int64_t batch, int64_t n, int threads,
                       int64_t* col4row, int* status);
 
 /// Minibatch-OT pairing kernel: for each block b, cost[k][j] = |x1[b,k] - x0[b,j]|^2 and the
-/// exact assignment; out[b, k] = j (requires block <= 256). x0, x1: (B, block, dim).
+/// exact assignment (Ties::kAny: continuous data have a unique optimum almost surely);
+/// out[b, k] = j (requires block <= 256). x0, x1: (B, block, dim).
 void pair_blocks(const double* x0, const double* x1, int64_t batch, int64_t block, int64_t dim,
                  int threads, uint8_t* out, int* status);
 
-/// Exact earth mover's distance by successive shortest paths (min-cost flow) on the dense
-/// bipartite transport network. a (n), b (m) nonnegative with equal sums; M (n x m) finite.
+/// Exact earth mover's distance by the primal network simplex on the complete bipartite
+/// transport network (rows: supplies a, columns: demands b, arc costs M), block-search pricing
+/// and strongly feasible spanning trees (Cunningham's leaving-arc rule), started from an
+/// artificial-root tree. a (n), b (m) nonnegative with equal sums; M (n x m) finite.
 /// Writes the plan G (n x m, zero-initialised by the caller), duals alpha (n), beta (m) with
 /// alpha_i + beta_j <= M_ij (equality on the support), and the cost. max_iter bounds the
-/// number of augmentations (kMaxIter when hit).
+/// number of simplex pivots (kMaxIter when hit).
 int emd(const double* a, const double* b, const double* M, int64_t n, int64_t m,
         int64_t max_iter, double* G, double* alpha, double* beta, double* cost);
 
