@@ -13,6 +13,7 @@ import numpy as np
 from . import _figures as F
 from . import _metrics as M
 from ._config import PipelineConfig
+from ._diagnostics import gradient_diagnostics
 from ._manifest import write_json_atomic
 from ._markdown import write_report_md
 from ._stages import catalog_r_max, derive_seed, has_truth
@@ -130,6 +131,7 @@ def _vdist_metrics(
 ) -> dict[str, Any]:
     """Δ ln p(v|x) = ln p_flow − ln p_true at a random subset of the observed stars, by S_true."""
     import dp_flows
+    import jax
 
     idx = rng.choice(len(stars["x"]), size=min(n, len(stars["x"])), replace=False)
     xs, vs = stars["x"][idx], stars["v"][idx]
@@ -137,7 +139,23 @@ def _vdist_metrics(
     lp = np.asarray(dp_flows.log_prob(flow, vs, condition=xs), dtype=np.float64)
     dlnp = lp - np.asarray(truth.log_p_v_given_x(xs, vs), dtype=np.float64)
     s = np.asarray(truth.selection(xs), dtype=np.float64)
-    return {"dlnp": {"all": M.summary(dlnp), "by_s": M.binned(dlnp, s, s_edges)}}
+    out: dict[str, Any] = {"dlnp": {"all": M.summary(dlnp), "by_s": M.binned(dlnp, s, s_edges)}}
+
+    def grad_fn(x: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        gv, gx = dp_flows.grad_log_prob(flow, v, condition=x, progress=False)
+        return gx, gv
+
+    def sample_fn(x: np.ndarray) -> np.ndarray:
+        key = jax.random.key(int(rng.integers(2**31)))
+        return dp_flows.sample(key, flow, len(x), condition=x, progress=False)
+
+    # Where on the observed volume the flow's ∇ₓ ln p is wrong in a way the CBE fit cannot
+    # absorb, and what acceleration it implies locally (see _diagnostics).
+    out["diagnostics"] = gradient_diagnostics(
+        grad_fn, truth, stars["x"], seed=int(rng.integers(2**31)), sample_fn=sample_fn,
+        s_edges=[float(e) for e in s_edges],
+    )  # fmt: skip
+    return out
 
 
 def _is_dustfree(truth: Any, x: np.ndarray) -> bool:

@@ -3,6 +3,8 @@
 import importlib.metadata
 
 from ._config import FlowConfig as FlowConfig
+from ._ensemble import ensemble_grad_log_prob as ensemble_grad_log_prob
+from ._ensemble import robust_mean as robust_mean
 from ._fields import AbstractVectorField as AbstractVectorField
 from ._fields import ResNetField as ResNetField
 from ._flow import Flow as Flow
@@ -10,10 +12,12 @@ from ._flow import grad_log_prob as grad_log_prob
 from ._flow import log_prob as log_prob
 from ._flow import sample as sample
 from ._gradients import make_gradients as make_gradients
+from ._gradients import member_gradients as member_gradients
 from ._gradients import write_gradients as write_gradients
 from ._io import load_flow as load_flow
 from ._io import read_catalog_arrays as read_catalog_arrays
 from ._io import save_flow as save_flow
 from ._train import fit_flow as fit_flow
+from ._whiten import ConditionalAffine as ConditionalAffine
 
 __version__ = importlib.metadata.version("dp-flows")

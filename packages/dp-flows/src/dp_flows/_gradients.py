@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import h5py
@@ -16,6 +17,7 @@ import jax
 import numpy as np
 from jaxtyping import ArrayLike, Float
 
+from ._ensemble import ensemble_grad_log_prob
 from ._flow import Flow, grad_log_prob, sample
 from ._io import atomic_path, load_flow
 
@@ -51,7 +53,7 @@ def _spatial_samples(key, spatial: Flow, n: int, r_max: float | None, **kw) -> n
 def make_gradients(
     method: str,
     *,
-    conditional: Flow | str | Path,
+    conditional: Flow | str | Path | Sequence[Flow | str | Path],
     spatial: Flow | str | Path | None = None,
     n: int,
     seed: int = 0,
@@ -65,7 +67,10 @@ def make_gradients(
 
     Args:
         method: ``"vanilla"``, ``"selection"`` or ``"conditional"``.
-        conditional: the p(v|x) flow (data v in km/s, condition x in kpc), or its directory.
+        conditional: the p(v|x) flow (data v in km/s, condition x in kpc), or its directory;
+            or a sequence of them (an ensemble): each v is drawn from a member chosen at
+            random, the gradients are the members' MAD-clipped mean (`robust_mean`), and
+            their standard errors are returned as ``dlnf_dx_std``/``dlnf_dv_std``.
         spatial: the n_obs(x) (or weighted n(x)) flow; required for vanilla/selection, and for
             conditional when no ``positions`` are given.
         n: number of points.
@@ -78,7 +83,9 @@ def make_gradients(
 
     Returns:
         dict with ``x``, ``v``, ``dlnf_dx``, ``dlnf_dv`` (n, 3) float64 (kpc, km/s, kpc⁻¹,
-        (km/s)⁻¹) and ``density``; pass it to `write_gradients` as ``**d``.
+        (km/s)⁻¹) and ``density`` (plus, for an ensemble, ``dlnf_dx_std``, ``dlnf_dv_std``
+        and ``members``: (K, n, 3) arrays of each member's own ``dlnf_dx`` and ``dlnf_dv``);
+        pass it to `write_gradients` as ``**d``.
     """
     if method not in DENSITY:
         raise ValueError(f"method must be one of {sorted(DENSITY)}, got {method!r}")
@@ -88,7 +95,14 @@ def make_gradients(
         raise ValueError("uniform_fraction > 0 needs r_max (the radius of the ball)")
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
-    cond, spat = _as_flow(conditional), _as_flow(spatial)
+    members = (
+        [_as_flow(c) for c in conditional]
+        if isinstance(conditional, Sequence) and not isinstance(conditional, str)
+        else [_as_flow(conditional)]
+    )
+    if not members:
+        raise ValueError("conditional: an empty sequence of flows")
+    cond, spat = members[0], _as_flow(spatial)
     if method != "conditional" and spat is None:
         raise ValueError(f"method {method!r} needs the spatial flow (spatial=...)")
     if method == "conditional" and positions is None and spat is None:
@@ -108,11 +122,28 @@ def make_gradients(
     elif n_obs:
         parts.append(_spatial_samples(key_x, spat, n_obs, r_max, **kw))
     x = np.concatenate(parts)
-    v = sample(key_v, cond, n, condition=x, **kw)
-    dv, dx = grad_log_prob(cond, v, x, **kw)
+    extra: dict[str, np.ndarray] = {}
+    if len(members) == 1:
+        v = sample(key_v, cond, n, condition=x, **kw)
+        dv, dx = grad_log_prob(cond, v, x, **kw)
+    else:
+        # v from the ensemble's mixture: each point's member is drawn at random.
+        which = rng.integers(len(members), size=n)
+        v = np.empty((n, x.shape[1]))
+        for k, member in enumerate(members):
+            sel = which == k
+            if sel.any():
+                v[sel] = sample(jax.random.fold_in(key_v, k), member, int(sel.sum()),
+                                condition=x[sel], **kw)  # fmt: skip
+        ens = ensemble_grad_log_prob(members, v, x, batch_size=batch_size, progress=progress)
+        dv, dx = ens["grad_x"], ens["grad_c"]
+        extra = {"dlnf_dv_std": ens["grad_x_se"], "dlnf_dx_std": ens["grad_c_se"],
+                 "members": {"dlnf_dv": ens["members_x"], "dlnf_dx": ens["members_c"]}}  # fmt: skip
     if method != "conditional":
         dn, _ = grad_log_prob(spat, x, **kw)
         dx = dx + dn
+        if "members" in extra:
+            extra["members"]["dlnf_dx"] = extra["members"]["dlnf_dx"] + dn[None]
     f64 = np.float64
     return {
         "x": x.astype(f64),
@@ -120,6 +151,7 @@ def make_gradients(
         "dlnf_dx": dx.astype(f64),
         "dlnf_dv": dv.astype(f64),
         "density": DENSITY[method],
+        **extra,
     }
 
 
@@ -131,11 +163,21 @@ def write_gradients(
     dlnf_dx: Float[ArrayLike, "n 3"],
     dlnf_dv: Float[ArrayLike, "n 3"],
     density: str,
+    dlnf_dx_std: Float[ArrayLike, "n 3"] | None = None,
+    dlnf_dv_std: Float[ArrayLike, "n 3"] | None = None,
+    members: object = None,
 ) -> Path:
-    """Write a ``gradients.h5`` (schema ``dp-gradients/1``) atomically."""
+    """Write a ``gradients.h5`` (schema ``dp-gradients/1``) atomically.
+
+    ``dlnf_dx_std``/``dlnf_dv_std`` (an ensemble's standard errors) are written when given;
+    ``members`` (an ensemble's per-member gradients) is not written — write each member's
+    own set with `member_gradients` if it is wanted.
+    """
     if density not in DENSITY.values():
         raise ValueError(f"density must be one of {sorted(DENSITY.values())}, got {density!r}")
     arrays = {"x": x, "v": v, "dlnf_dx": dlnf_dx, "dlnf_dv": dlnf_dv}
+    if dlnf_dx_std is not None and dlnf_dv_std is not None:
+        arrays |= {"dlnf_dx_std": dlnf_dx_std, "dlnf_dv_std": dlnf_dv_std}
     arrays = {k: np.asarray(a, dtype=np.float64) for k, a in arrays.items()}
     n = len(arrays["x"])
     for k, a in arrays.items():
@@ -153,3 +195,17 @@ def write_gradients(
             for k, a in arrays.items():
                 f.create_dataset(k, data=a)
     return path
+
+
+def member_gradients(gradients: dict, k: int) -> dict[str, np.ndarray | str]:
+    """Member ``k``'s own gradient set from an ensemble's `make_gradients` output."""
+    if "members" not in gradients:
+        raise ValueError("not an ensemble's gradient set (no 'members')")
+    m = gradients["members"]
+    return {
+        "x": gradients["x"],
+        "v": gradients["v"],
+        "dlnf_dx": np.asarray(m["dlnf_dx"][k], np.float64),
+        "dlnf_dv": np.asarray(m["dlnf_dv"][k], np.float64),
+        "density": gradients["density"],
+    }

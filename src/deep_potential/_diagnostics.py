@@ -1,0 +1,178 @@
+"""Diagnostics of a learned p(v|x) against a mock's truth, in the terms the CBE fit sees.
+
+The conditional CBE residual is r = ∇Φ·∇ᵥ ln p − v·(∇ₓ ln p + ∇ln n). At a fixed position the
+fit has six free numbers, ∇Φ and ∇ln n, to make r vanish for every v there. So an error in the
+flow's ∇ₓ ln p splits into two parts:
+
+- its mean over v at fixed x, which the fit absorbs into ∇ln n (harmless for Φ);
+- the rest, which varies with v and can only be met by a wrong ∇Φ.
+
+`gradient_diagnostics` measures both at ``n_pos`` positions with ``n_vel`` velocities each,
+drawn from the TRUE p(v|x), and solves the per-position least-squares problem
+v·a − g·∇ᵥ ln p = −v·∇ₓ ln p for (g, a) with the flow's gradients: g is the acceleration the
+flow implies at that position, before any network smooths it — the error the CBE fit cannot
+absorb. It also compares velocity moments (dispersions, kurtosis) of flow samples with true
+samples at the same positions.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+GradFn = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+"""(x (n, 3) kpc, v (n, 3) km/s) → (∇ₓ ln p (n, 3) kpc⁻¹, ∇ᵥ ln p (n, 3) (km/s)⁻¹)."""
+
+
+def _grad_ln_n(truth: Any, x: np.ndarray, h: float = 1e-4) -> np.ndarray:
+    """∇ ln n of the truth by central differences (h in kpc; smooth n: error ~ h²)."""
+    out = np.empty_like(x)
+    for j in range(3):
+        e = np.zeros(3)
+        e[j] = h
+        out[:, j] = (np.log(truth.number_density(x + e)) - np.log(truth.number_density(x - e))) / (
+            2 * h
+        )
+    return out
+
+
+def _binned(key: np.ndarray, edges: list[float], values: dict[str, np.ndarray]) -> list[dict]:
+    rows = []
+    for lo, hi in itertools.pairwise(edges):
+        m = (key >= lo) & (key < hi)
+        if m.any():
+            row: dict[str, Any] = {"lo": float(lo), "hi": float(hi), "n": int(m.sum())}
+            row.update({k: float(np.median(v[m])) for k, v in values.items()})
+            rows.append(row)
+    return rows
+
+
+def local_acceleration_fit(
+    x: np.ndarray, v: np.ndarray, dlnp_dx: np.ndarray, dlnp_dv: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-position least squares of the conditional CBE: (g = ∇Φ, a = ∇ln n) at each x.
+
+    Args:
+        x: (m, 3) positions (only for the shape check).
+        v, dlnp_dx, dlnp_dv: (m, k, 3) velocities and the gradients of ln p(v|x) at them.
+
+    Returns:
+        g (m, 3) in (km/s)²/kpc and a (m, 3) in kpc⁻¹ minimising Σ_k r_k² at each position,
+        r_k = g·∇ᵥ ln p_k − v_k·(∇ₓ ln p_k + a).
+    """
+    m, _k, _ = v.shape
+    if x.shape != (m, 3) or dlnp_dx.shape != v.shape or dlnp_dv.shape != v.shape:
+        raise ValueError("x must be (m, 3) and v, dlnp_dx, dlnp_dv (m, k, 3)")
+    # Unknowns θ = (a, g): v·a − ∇ᵥ ln p·g = −v·∇ₓ ln p. Columns scaled to O(1) for lstsq.
+    sv = np.sqrt(np.mean(v**2))
+    sg = np.sqrt(np.mean(dlnp_dv**2))
+    design = np.concatenate([v / sv, -dlnp_dv / sg], axis=2)  # (m, k, 6)
+    rhs = -np.sum(v * dlnp_dx, axis=2)  # (m, k)
+    theta = np.stack([np.linalg.lstsq(design[i], rhs[i], rcond=None)[0] for i in range(m)])
+    return theta[:, 3:] / sg, theta[:, :3] / sv
+
+
+def gradient_diagnostics(
+    grad_fn: GradFn,
+    truth: Any,
+    positions: np.ndarray,
+    *,
+    n_pos: int = 256,
+    n_vel: int = 64,
+    seed: int = 0,
+    sample_fn: Callable[[np.ndarray], np.ndarray] | None = None,
+    r_edges: list[float] | None = None,
+    s_edges: list[float] | None = None,
+) -> dict[str, Any]:
+    """Split the error of a learned ∇ ln p(v|x) into what the CBE fit can and cannot absorb.
+
+    Args:
+        grad_fn: the model's gradients (see `GradFn`).
+        truth: a dp-mock `Truth` (grad_log_p_v_given_x, acceleration, number_density,
+            selection, sample_velocities).
+        positions: (N, 3) candidate positions (e.g. observed stars); ``n_pos`` are drawn.
+        n_pos, n_vel: positions, and true velocities per position.
+        seed: the draws derive from it alone.
+        sample_fn: x (n, 3) → v (n, 3) samples of the MODEL's p(v|x); if given, velocity
+            moments of the model are compared with the truth's at the same positions.
+        r_edges, s_edges: radial (kpc) and S_true bin edges of the tables.
+
+    Returns:
+        A JSON-serialisable dict: overall medians and per-bin tables (``by_r``, ``by_s``) of
+        ``grad_x_rel`` (|Δ∇ₓ ln p| / |∇ₓ ln p|), its v-mean part ``grad_x_mean_rel`` and
+        v-dependent part ``grad_x_vdep_rel``, ``grad_v_rel``, the local-fit acceleration error
+        ``local_acc_rel`` (|g − ∇Φ| / |∇Φ|) and, with ``sample_fn``, velocity-moment ratios.
+    """
+    rng = np.random.default_rng([int(seed), 0xD1A6])
+    positions = np.asarray(positions, np.float64)
+    x = positions[rng.choice(len(positions), n_pos, replace=len(positions) < n_pos)]
+    xs = np.repeat(x, n_vel, axis=0)
+    vs = truth.sample_velocities(int(rng.integers(2**31)), xs)
+    tx, tv = truth.grad_log_p_v_given_x(xs, vs)
+    gx, gv = grad_fn(xs, vs)
+    shape = (n_pos, n_vel, 3)
+    e = (gx - tx).reshape(shape)
+    e_mean = e.mean(axis=1, keepdims=True)
+    scale_x = np.linalg.norm(tx, axis=1).reshape(n_pos, n_vel)
+    # Per-position scale of the x-signal: the RMS of the true ∇ₓ ln p over the velocities.
+    rms_x = np.sqrt(np.mean(scale_x**2, axis=1))
+    rel = {
+        "grad_x_rel": np.median(np.linalg.norm(e, axis=2) / scale_x, axis=1),
+        "grad_x_mean_rel": np.linalg.norm(e_mean[:, 0], axis=1) / rms_x,
+        "grad_x_vdep_rel": np.sqrt(np.mean(np.sum((e - e_mean) ** 2, axis=2), axis=1)) / rms_x,
+        "grad_v_rel": np.median(
+            (np.linalg.norm(gv - tv, axis=1) / np.linalg.norm(tv, axis=1)).reshape(n_pos, n_vel),
+            axis=1,
+        ),
+    }
+    g, a = local_acceleration_fit(x, vs.reshape(shape), gx.reshape(shape), gv.reshape(shape))
+    g_true = -truth.acceleration(x)
+    rel["local_acc_rel"] = np.linalg.norm(g - g_true, axis=1) / np.linalg.norm(g_true, axis=1)
+    g0, _ = local_acceleration_fit(x, vs.reshape(shape), tx.reshape(shape), tv.reshape(shape))
+    rel["local_acc_rel_truth"] = np.linalg.norm(g0 - g_true, axis=1) / np.linalg.norm(
+        g_true, axis=1
+    )
+    a_true = _grad_ln_n(truth, x)
+    rel["local_grad_ln_n_err"] = np.linalg.norm(a - a_true, axis=1)
+
+    out: dict[str, Any] = {
+        "n_pos": n_pos,
+        "n_vel": n_vel,
+        "median": {k: float(np.median(v)) for k, v in rel.items()},
+    }
+    if sample_fn is not None:
+        vm = sample_fn(xs).reshape(shape)
+        ratios = velocity_moment_ratios(x, vm, vs.reshape(shape))
+        rel.update(ratios)
+        out["median"].update({k: float(np.median(v)) for k, v in ratios.items()})
+    r = np.linalg.norm(x, axis=1)
+    s = truth.selection(x)
+    r_edges = r_edges or list(np.linspace(0.0, float(truth.r_max), 5))
+    s_edges = s_edges or [0.0, 0.01, 0.03, 0.1, 0.3, 1.0001]
+    per_pos = {k: v for k, v in rel.items() if np.ndim(v) == 1 and len(v) == n_pos}
+    out["by_r"] = _binned(r, r_edges, per_pos)
+    out["by_s"] = _binned(s, s_edges, per_pos)
+    return out
+
+
+def velocity_moment_ratios(
+    x: np.ndarray, v_model: np.ndarray, v_true: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Model/true ratios of σ_r², σ_t² (per tangential component) and κ_r = ⟨v_r⁴⟩/σ_r⁴.
+
+    Args:
+        x: (m, 3) positions; v_model, v_true: (m, k, 3) velocities at each.
+    """
+    rhat = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+    def moments(v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        vr = np.einsum("mkj,mj->mk", v, rhat)
+        vt2 = np.sum(v**2, axis=2) - vr**2
+        s_r2 = np.mean(vr**2, axis=1)
+        return s_r2, 0.5 * np.mean(vt2, axis=1), np.mean(vr**4, axis=1) / s_r2**2
+
+    (mr, mt, mk), (tr, tt, tk) = moments(v_model), moments(v_true)
+    return {"sigma_r2_ratio": mr / tr, "sigma_t2_ratio": mt / tt, "kurtosis_r_ratio": mk / tk}
