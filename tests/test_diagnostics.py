@@ -7,6 +7,7 @@ import dataclasses
 
 import dp_mock
 import numpy as np
+
 from deep_potential._diagnostics import gradient_diagnostics
 
 

@@ -20,7 +20,7 @@ _MAD_TO_SIGMA = 1.482602218505602  # σ of a Gaussian per unit median absolute d
 
 
 def robust_mean(
-    values: Float[ArrayLike, k * shape], clip: float = 3.0
+    values: Float[ArrayLike, " k *shape"], clip: float = 3.0
 ) -> tuple[Float[np.ndarray, " *shape"], Float[np.ndarray, " *shape"]]:
     """MAD-clipped mean over the first axis, and the standard error of that mean.
 
