@@ -8,6 +8,7 @@ import numba
 import numpy as np
 import pytest
 from dp_mock import AbstractSphericalSystem, HernquistSphere, PlummerSphere
+from dp_mock._hernquist import hernquist_df
 from scipy import integrate, stats
 
 SYSTEMS = {
@@ -284,13 +285,13 @@ def test_anisotropy_radius_bounds():
         q = np.linspace(1e-6, 1 - 1e-9, 100_001) * s.psi0
         with np.errstate(divide="ignore"):
             assert not np.isnan(s._log_f(q)).any()  # ln f is NaN exactly where f < 0
-    # Just below Hernquist's limit (r_a = 0.2 a) the DF really is negative somewhere.
-    h = HernquistSphere.__new__(HernquistSphere)
-    object.__setattr__(h, "a", 2.0)
-    object.__setattr__(h, "gm", 2.0e6)
-    object.__setattr__(h, "anisotropy_radius", 0.4)
-    with np.errstate(invalid="ignore"):
-        assert np.isnan(h._log_f(np.linspace(0.5, 0.7, 101) * h.psi0)).any()
+    # The limits are sharp: just below them the DF is negative somewhere.
+    eps = np.linspace(1e-6, 1 - 1e-6, 200_001)
+    assert hernquist_df(eps, 1 / 0.2024**2).min() >= 0 > hernquist_df(eps, 1 / 0.2020**2).min()
+    # Plummer at r_a = 0.75 b: f(Ψ(0)) ∝ (1 − α) + 7α/16 = 0 (α = 16/9), so ln f = −inf there.
+    s = PlummerSphere(b=4.0, anisotropy_radius=3.0)
+    with np.errstate(divide="ignore"):
+        assert s._log_f(np.array([s.psi0]))[0] == -np.inf
 
 
 @pytest.mark.parametrize("name", ["plummer-om", "hernquist"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -179,7 +180,7 @@ _OPTIONAL_KEYS = ("system", "anisotropy_radius")
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(MockConfig)}
 
 
-def _radial_pdf(system: AbstractSphericalSystem):
+def _radial_pdf(system: AbstractSphericalSystem) -> Callable[[np.ndarray], np.ndarray]:
     """r ↦ r² ρ(r), ∝ the radial pdf of the tracers."""
 
     def pdf(r: np.ndarray) -> np.ndarray:

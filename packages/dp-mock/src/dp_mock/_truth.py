@@ -147,8 +147,10 @@ class Truth:
         Row i depends only on (seed, i, x[i]) (counter-based streams), not on the thread count.
 
         Example:
-            >>> truth = Truth(preset("demo-om"))  # doctest: +SKIP
-            >>> v = truth.sample_velocities(0, np.random.default_rng(0).uniform(-4, 4, (100, 3)))
+            >>> from dp_mock import Truth, preset
+            >>> truth = Truth(preset("demo-om").replace(dust=False))
+            >>> truth.sample_velocities(0, np.ones((5, 3))).shape
+            (5, 3)
         """
         x = _as_points(x)
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
