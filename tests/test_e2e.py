@@ -69,7 +69,7 @@ def test_tiny_run_every_stage_then_rerun_skips(tmp_path: Path) -> None:
     assert math.isfinite(metrics["p_v_given_x"]["dlnp"]["all"]["median"])
     for fig in ("fig1", "fig2", "fig3", "fig5"):
         assert rep.path(fig).read_bytes()[:8] == PNG_MAGIC
-    assert "Goal check" in rep.path("report").read_text()
+    assert "## Accuracy targets" in rep.path("report").read_text()
 
     again = run_pipeline(cfg, tmp_path / "run")
     assert again.all_skipped and [u.key for u in again.units] == [u.key for u in res.units]

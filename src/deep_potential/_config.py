@@ -52,7 +52,7 @@ class ReportSection:
     """``[report]``: evaluation points, binning and figures."""
 
     n_eval: int = 16384  # uniform-in-volume evaluation points inside r_max
-    s_cut: float = 0.01  # keep points with S_true > s_cut (DESIGN.md §6)
+    s_cut: float = 0.01  # keep points with S_true > s_cut (docs/design.md §8)
     r_bins: int = 8
     s_bins: int = 6
     n_logp: int = 2048  # stars for the p(v|x) log-density residuals (flow ODE solves)

@@ -1,4 +1,4 @@
-"""Accuracy metrics (DESIGN.md §6): residuals of the recovered fields, binned in r and S_true."""
+"""Accuracy metrics (docs/design.md §8): recovered-field residuals, binned in r and S_true."""
 
 from __future__ import annotations
 

@@ -45,7 +45,7 @@ def test_recovers_plummer(method: str) -> None:
     sol = dp_cbe.fit(gs, method, config=config, seed=0, progress=False)
     assert sol.method == method
     err = _errors(sol, method)
-    # Thresholds from the issue: 1 % median acceleration error, 3 % median |Δln ρ|, and 3 % on
+    # Thresholds: 1 % median acceleration error, 3 % median |Δln ρ|, and 3 % on
     # ln S / ln n after removing the best constant. Gradients are exact, so the only error is
     # the solver's; these are the project's acceptance levels, not loosened.
     assert err["acc"] < 0.01, err

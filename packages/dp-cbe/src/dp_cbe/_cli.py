@@ -30,7 +30,10 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--out", type=Path, required=True, help="model directory (resumes there)")
     f.add_argument("--config", type=Path, default=None, help="FitConfig as TOML")
     f.add_argument("--seed", type=int, default=0)
-    f.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    f.add_argument("-q", "--quiet", dest="no_progress", action="store_true",
+                   help="no progress bar")  # fmt: skip
+    # the earlier spelling, still accepted
+    f.add_argument("--no-progress", action="store_true", help=argparse.SUPPRESS)
     e = sub.add_parser("evaluate", help="evaluate a fitted model at points")
     e.add_argument("model", type=Path, help="model directory")
     e.add_argument("points", type=Path, help="HDF5 file with /x (n, 3) in kpc")

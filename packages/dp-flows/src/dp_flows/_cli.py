@@ -31,7 +31,7 @@ def _parser() -> argparse.ArgumentParser:
         help="weight each star by 1 / /stars/selection (clipped at weight_clip)",
     )
     fit.add_argument("--seed", type=int, default=0)
-    fit.add_argument("--quiet", action="store_true", help="no progress bar")
+    fit.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     g = sub.add_parser("gradients", help="sample points and write gradients.h5")
     g.add_argument("--method", choices=["vanilla", "selection", "conditional"], required=True)
@@ -44,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--batch-size", type=int, default=4096)
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--out", required=True, help="output gradients.h5")
-    g.add_argument("--quiet", action="store_true")
+    g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return p
 
 

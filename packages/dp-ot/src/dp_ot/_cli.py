@@ -46,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_false",
         help="pair the raw data instead of (x - mean) / std",
     )
-    pre.add_argument("--quiet", action="store_true", help="no progress bar")
+    pre.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return parser
 
 

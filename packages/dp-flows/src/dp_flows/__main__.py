@@ -1,0 +1,8 @@
+"""``python -m dp_flows`` runs the ``dp-flows`` command line."""
+
+import sys
+
+from ._cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
