@@ -6,7 +6,17 @@ Hand dp-cbe gradients of ln f (or ln f_obs, or ln p(v|x)) from any density model
 
 import importlib.metadata
 
+from ._adapters import to_gala as to_gala
+from ._adapters import to_galpy as to_galpy
 from ._config import FitConfig as FitConfig
+from ._derived import circular_velocity as circular_velocity
+from ._derived import enclosed_mass as enclosed_mass
+from ._derived import surface_density as surface_density
+from ._derived import vertical_force as vertical_force
+from ._evaluate import JaxPotential as JaxPotential
+from ._expansion import MultipoleExpansion as MultipoleExpansion
+from ._expansion import force_accuracy as force_accuracy
+from ._expansion import multipole_expansion as multipole_expansion
 from ._fields import ScalarField as ScalarField
 from ._fields import grad_and_laplacian as grad_and_laplacian
 from ._fields import real_solid_harmonics as real_solid_harmonics

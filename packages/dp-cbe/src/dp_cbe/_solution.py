@@ -8,17 +8,16 @@ from typing import Any
 
 import equinox as eqx
 import jax
-import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike, Float
+from jaxtyping import ArrayLike, Float
 
-from ._fields import ScalarField, grad_and_laplacian
+from . import _adapters, _derived, _expansion
+from ._evaluate import BatchEvaluator, JaxPotential, JaxScalar
+from ._fields import ScalarField
 from ._io import atomic_write
 from ._losses import METHODS, CBEModel
-from ._units import POTENTIAL_UNIT, density_from_laplacian
 
 MODEL_SCHEMA = "dp-cbe-model/1"
-EVAL_BATCH = 4096
 
 
 def build_model(hyper: dict[str, Any], *, key: jax.Array | None = None) -> CBEModel:
@@ -38,21 +37,12 @@ def _field_kwargs(h: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-@eqx.filter_jit
-def _phi_batch(model: CBEModel, x: Array) -> tuple[Array, Array, Array]:
-    return jax.vmap(lambda p: grad_and_laplacian(model.phi, p))(x)
-
-
-@eqx.filter_jit
-def _aux_batch(model: CBEModel, x: Array) -> Array:
-    assert model.aux is not None
-    return jax.vmap(model.aux)(x)
-
-
 class PotentialSolution:
     """A fitted potential (and ln n or ln S), evaluated on (n, 3) positions in kpc.
 
-    Evaluation runs jitted in fixed-size batches of 4096 points (one compile per quantity).
+    Evaluation computes only what is asked for (the Laplacian only for ``density``), jitted per
+    quantity in batches padded to the next power of two (≤ 4096 points per call), so a
+    one-point call costs one point. ``as_jax()`` gives the same functions as pure JAX.
 
     Attributes:
         method: ``vanilla``, ``selection`` or ``conditional``.
@@ -75,36 +65,80 @@ class PotentialSolution:
         self.hyperparameters = hyperparameters
         self.history = history or {}
 
-    def _batched(self, fn: Any, x: ArrayLike) -> list[np.ndarray]:
-        x = np.asarray(x, dtype=np.float32)
-        if x.ndim != 2 or x.shape[1] != 3:
-            raise ValueError(f"positions must have shape (n, 3), got {x.shape}")
-        if not np.isfinite(x).all():
-            raise ValueError("positions contain NaN/inf")
-        n = x.shape[0]
-        chunks: list[list[np.ndarray]] = []
-        for start in range(0, n, EVAL_BATCH):
-            part = x[start : start + EVAL_BATCH]
-            pad = np.zeros((EVAL_BATCH, 3), np.float32)
-            pad[: len(part)] = part
-            out = fn(self.model, jnp.asarray(pad))
-            out = out if isinstance(out, tuple) else (out,)
-            chunks.append([np.asarray(o, np.float64)[: len(part)] for o in out])
-        if not chunks:
-            return [np.zeros((0,)), np.zeros((0, 3)), np.zeros((0,))]
-        return [np.concatenate(parts) for parts in zip(*chunks, strict=True)]
+    def _evaluator(self, which: str = "phi") -> BatchEvaluator:
+        """Batched evaluator of Φ (``phi``) or of ln n / ln S (``aux``), rebuilt if the model
+        attribute was replaced."""
+        cache = self.__dict__.setdefault("_evaluators", {})
+        key = (which, id(self.model))
+        if key not in cache:
+            if len(cache) > 4:
+                cache.clear()
+            if which == "phi":
+                cache[key] = BatchEvaluator(JaxPotential(self.model.phi))
+            else:
+                assert self.model.aux is not None
+                cache[key] = BatchEvaluator(JaxScalar(self.model.aux))
+        return cache[key]
 
     def potential(self, x: ArrayLike) -> Float[np.ndarray, " n"]:
         """Φ(x) in (km/s)², up to an additive constant; x (n, 3) in kpc."""
-        return self._batched(_phi_batch, x)[0] * POTENTIAL_UNIT
+        return self._evaluator()("potential", x)[0]
 
     def acceleration(self, x: ArrayLike) -> Float[np.ndarray, "n 3"]:
         """−∇Φ(x) in (km/s)²/kpc; x (n, 3) in kpc."""
-        return -self._batched(_phi_batch, x)[1] * POTENTIAL_UNIT
+        return self._evaluator()("acceleration", x)[0]
+
+    def potential_and_acceleration(
+        self, x: ArrayLike
+    ) -> tuple[Float[np.ndarray, " n"], Float[np.ndarray, "n 3"]]:
+        """(Φ, −∇Φ) from one pass; x (n, 3) in kpc."""
+        phi, acc = self._evaluator()("potential_and_acceleration", x)
+        return phi, acc
+
+    def hessian(self, x: ArrayLike) -> Float[np.ndarray, "n 3 3"]:
+        """∂²Φ/∂x_i∂x_j in (km/s)²/kpc² (no Laplacian pass); x (n, 3) in kpc."""
+        return self._evaluator()("hessian", x)[0]
 
     def density(self, x: ArrayLike) -> Float[np.ndarray, " n"]:
         """ρ = ∇²Φ/(4πG) in M☉/kpc³ (exact autodiff Laplacian); x (n, 3) in kpc."""
-        return density_from_laplacian(self._batched(_phi_batch, x)[2])
+        return self._evaluator()("density", x)[0]
+
+    def as_jax(self) -> JaxPotential:
+        """Φ as pure JAX one-point functions in physical units, for jitted user code.
+
+        Returns a `JaxPotential` (an equinox module): ``potential(x)``, ``acceleration(x)``,
+        ``potential_and_acceleration(x)``, ``hessian(x)``, ``density(x)`` on ONE point (3,) in
+        kpc; ``jax.vmap`` it for batches. Parameters are float32, as trained.
+        """
+        return JaxPotential(self.model.phi)
+
+    def circular_velocity(self, R: ArrayLike, **kwargs: Any) -> Float[np.ndarray, " n"]:
+        """v_c(R) in km/s at cylindrical radii R (kpc); see `dp_cbe.circular_velocity`."""
+        return _derived.circular_velocity(self, R, **kwargs)
+
+    def enclosed_mass(self, r: ArrayLike, **kwargs: Any) -> Float[np.ndarray, " n"]:
+        """M(<r) in M☉ (Gauss's law by default); see `dp_cbe.enclosed_mass`."""
+        return _derived.enclosed_mass(self, r, **kwargs)
+
+    def vertical_force(self, R: ArrayLike, z: ArrayLike, **kwargs: Any) -> np.ndarray:
+        """K_z(R, z) = −∂Φ/∂z in (km/s)²/kpc; see `dp_cbe.vertical_force`."""
+        return _derived.vertical_force(self, R, z, **kwargs)
+
+    def surface_density(self, R: ArrayLike, z_max: float, **kwargs: Any) -> np.ndarray:
+        """Σ(R, |z| < z_max) in M☉/kpc²; see `dp_cbe.surface_density`."""
+        return _derived.surface_density(self, R, z_max, **kwargs)
+
+    def multipole_expansion(self, *, r_max: float, **kwargs: Any) -> _expansion.MultipoleExpansion:
+        """Multipole expansion of the fitted density; see `dp_cbe.multipole_expansion`."""
+        return _expansion.multipole_expansion(self, r_max=r_max, **kwargs)
+
+    def to_gala(self, units: Any = None) -> Any:
+        """A gala potential (needs ``dp-cbe[gala]``); see `dp_cbe.to_gala`."""
+        return _adapters.to_gala(self, units=units)
+
+    def to_galpy(self, ro: float = 8.0, vo: float = 220.0) -> Any:
+        """A galpy potential (needs ``dp-cbe[galpy]``); see `dp_cbe.to_galpy`."""
+        return _adapters.to_galpy(self, ro=ro, vo=vo)
 
     def ln_n(self, x: ArrayLike) -> Float[np.ndarray, " n"]:
         """ln n(x) of the tracers, up to a constant (conditional only); x (n, 3) in kpc."""
@@ -112,7 +146,7 @@ class PotentialSolution:
             raise AttributeError(
                 f"ln_n is only available for method 'conditional', not {self.method!r}"
             )
-        return self._batched(_aux_batch, x)[0]
+        return self._evaluator("aux")("value", x)[0]
 
     def ln_selection(self, x: ArrayLike) -> Float[np.ndarray, " n"]:
         """ln S(x), up to a constant (selection only); x (n, 3) in kpc."""
@@ -120,7 +154,7 @@ class PotentialSolution:
             raise AttributeError(
                 f"ln_selection is only available for method 'selection', not {self.method!r}"
             )
-        return self._batched(_aux_batch, x)[0]
+        return self._evaluator("aux")("value", x)[0]
 
     def save(self, directory: str | Path) -> Path:
         """Write ``model.eqx`` + ``hyperparameters.json`` (+ ``history.json``), atomically."""
