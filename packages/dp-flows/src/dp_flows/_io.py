@@ -23,15 +23,31 @@ from ._whiten import ConditionalAffine
 FLOW_SCHEMA = "dp-flow/1"
 
 
+def _umask() -> int:
+    """The process umask, read from /proc where possible (so it is never changed)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temp path in the same folder; on success it replaces ``path`` atomically."""
+    """Yield a temp path in the same folder; on success it replaces ``path`` atomically.
+
+    The file gets the mode a plain ``open()`` would give it (``0o666 & ~umask``), not
+    ``mkstemp``'s 0600. A killed process leaves the hidden ``.NAME.XXXXXXXX.tmp`` behind.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

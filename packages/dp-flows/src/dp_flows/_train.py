@@ -206,6 +206,8 @@ def fit_flow(
     opt_state = optimizer.init(eqx.filter(field, eqx.is_array))
     state = _checkpoint.TrainState(field, opt_state, field, field)
     meta = {"config": config.to_dict(), "seed": int(seed), "n": n, "d": d, "batch": batch}
+    if out_dir is not None:  # a checkpoint resumes only the same data, not just the same N
+        meta["data"] = _checkpoint.data_hash(data, condition, weights)
     ckpt_dir = None if out_dir is None else Path(out_dir) / "checkpoint"
     start_epoch, best_val, history = 0, math.inf, []
     if ckpt_dir is not None and _checkpoint.exists(ckpt_dir):
@@ -239,14 +241,20 @@ def fit_flow(
         if out_dir is None:
             tmpdir = tempfile.TemporaryDirectory(prefix="dp-flows-pairings-")
         base = Path(out_dir) if out_dir is not None else Path(tmpdir.name)
-        source = _pairing.DpOtSource(
-            zt,
-            base / "pairings",
-            weights=None if weights is None else wt,
-            seed=seed,
-            n_epochs=min(config.ot_epochs, config.n_epochs),
-            block=config.ot_block,
-        )
+        try:
+            source = _pairing.DpOtSource(
+                zt,
+                base / "pairings",
+                weights=None if weights is None else wt,
+                seed=seed,
+                n_epochs=min(config.ot_epochs, config.n_epochs),
+                block=config.ot_block,
+            )
+        except FileExistsError:
+            raise ValueError(
+                f"{base / 'pairings'} holds OT pairings of a different run (other data, seed "
+                "or ot settings); use a fresh out_dir (--out), or delete that folder"
+            ) from None
         wt = np.ones_like(wt)  # dp-ot already draws the stars in proportion to the weights
 
     bar = tqdm(
