@@ -25,6 +25,7 @@ examples:
   deep-potential run configs/demo.toml --out runs/demo
   deep-potential run configs/demo.toml --out runs/demo --from potentials
   deep-potential check configs/paper.toml
+  deep-potential ingest gaia.fits --out catalog.h5 --max-distance 3
 
 The report lands in RUN_DIR/report/ (report.md, metrics.json, fig*.png).
 File formats and config keys: docs/formats.md.
@@ -66,6 +67,9 @@ def _parser() -> argparse.ArgumentParser:
         description="Validate a config without running anything.",
     )
     chk.add_argument("config", type=Path, metavar="CONFIG.toml")
+    from ._ingest import add_parser as add_ingest_parser
+
+    add_ingest_parser(sub)
     return p
 
 
@@ -87,6 +91,10 @@ def _setup_logging(run_dir: Path | None, quiet: bool) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``deep-potential`` command; returns the exit status."""
     args = _parser().parse_args(argv)
+    if args.command == "ingest":
+        from ._ingest import run_cli
+
+        return run_cli(args)
     try:
         config = load_config(args.config)
     except (ConfigError, OSError) as e:
