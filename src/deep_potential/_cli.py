@@ -83,7 +83,8 @@ def _setup_logging(run_dir: Path | None, quiet: bool) -> None:
     logger.addHandler(h)
     if run_dir is not None:
         run_dir.mkdir(parents=True, exist_ok=True)
-        fh = logging.FileHandler(run_dir / "run.log")
+        # delay: a run refused at the start (locked, foreign folder) leaves no run.log behind
+        fh = logging.FileHandler(run_dir / "run.log", delay=True)
         fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         logger.addHandler(fh)
 
@@ -107,14 +108,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{args.config}: OK\nunits: {', '.join([*units, 'report'])}")
         return 0
     _setup_logging(args.out, args.quiet)
+    from ._runfolder import RunFolderError
     from ._runner import run_pipeline
 
     try:
         result = run_pipeline(config, args.out, from_stage=args.from_stage)
+    except RunFolderError as e:
+        print(f"deep-potential: error: {e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(
-            "\ndeep-potential: interrupted; run the same command again to resume "
-            "(finished stages are kept, checkpoints resume)",
+            "\ndeep-potential: interrupted; run the same command again, with or without "
+            "--from, to resume (finished units are kept, checkpoints resume)",
             file=sys.stderr,
         )
         return 130

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import _stages
 from ._config import PipelineConfig, section_dict
-from ._manifest import UnitResult, file_hash, run_unit, write_json_atomic
+from ._manifest import UnitResult, file_hash, read_json, run_unit, write_json_atomic
+from ._runfolder import check_root, clean_temps, locked
 
 logger = logging.getLogger("deep_potential")
+
+FROM = ".from.json"  # an unfinished --from request: {"from": stage, "token": ...}
 
 
 @dataclass
@@ -37,6 +41,10 @@ def run_pipeline(
 ) -> RunResult:
     """Run every stage the config needs, in order, in ``run_dir``.
 
+    The run holds ``run_dir/.deep-potential.lock`` throughout. A ``from_stage`` request is
+    recorded in ``run_dir/.from.json`` until the run finishes, so an interrupted one
+    continues (with or without ``from_stage``) where it stopped instead of starting over.
+
     Args:
         config: a validated config (``load_config``).
         run_dir: the run folder; ``run_dir/<stage>/...`` hold each stage's outputs and manifest.
@@ -44,15 +52,40 @@ def run_pipeline(
 
     Returns:
         The units run or skipped, with their keys, folders and timings.
+
+    Raises:
+        RunFolderError: another run holds the folder, or it holds files the program did not
+            write where it would write.
     """
     if from_stage is not None and from_stage not in _stages.STAGES:
         raise ValueError(
             f"--from: unknown stage {from_stage!r} (stages: {', '.join(_stages.STAGES)})"
         )
-    first = _stages.STAGES.index(from_stage) if from_stage else len(_stages.STAGES)
-    force = {s: i >= first for i, s in enumerate(_stages.STAGES)}
     run_dir = Path(run_dir).resolve()
-    run_dir.mkdir(parents=True, exist_ok=True)
+    with locked(run_dir):
+        check_root(run_dir)
+        clean_temps(run_dir, recursive=False)
+        return _run_locked(config, run_dir, from_stage)
+
+
+def _from_request(run_dir: Path, from_stage: str | None) -> tuple[str | None, str | None]:
+    """(first forced stage, token): a new --from request, or the unfinished recorded one."""
+    old = read_json(run_dir / FROM)
+    old = old if isinstance(old, dict) and old.get("from") in _stages.STAGES else None
+    if from_stage is None and old is None:
+        return None, None
+    if old is not None and from_stage in (None, old["from"]):
+        logger.info("continuing the unfinished --from %s request", old["from"])
+        return old["from"], str(old["token"])
+    token = uuid.uuid4().hex
+    write_json_atomic(run_dir / FROM, {"from": from_stage, "token": token})
+    return from_stage, token
+
+
+def _run_locked(config: PipelineConfig, run_dir: Path, from_stage: str | None) -> RunResult:
+    from_stage, token = _from_request(run_dir, from_stage)
+    first = _stages.STAGES.index(from_stage) if from_stage else len(_stages.STAGES)
+    force = {s: token if i >= first else False for i, s in enumerate(_stages.STAGES)}
     write_json_atomic(
         run_dir / "config.json", {k: section_dict(v) for k, v in vars(config).items()}
     )
@@ -78,12 +111,11 @@ def run_pipeline(
         import dp_mock
 
         dp_mock.read_catalog(catalog)  # validates before any fitting
-        u = UnitResult(
-            "data", key, catalog.parent, {"catalog": catalog.name}, True, time.perf_counter() - t0
-        )
+        wall = time.perf_counter() - t0
+        u = UnitResult("data", key, catalog.parent, {"catalog": catalog.name}, True, wall, key)
         logger.info("[data] catalogue %s (sha256 %s) validated", catalog, key)
     result.units.append(u)
-    cat_key = u.key
+    cat_key = u.fingerprint
 
     # -- flows ----------------------------------------------------------------------------
     flows: dict[str, UnitResult] = {}
@@ -113,7 +145,7 @@ def run_pipeline(
             f"gradients/{method}",
             run_dir / "gradients" / method,
             {"gradients": section_dict(config.gradients), "r_max": r_max, "seed": seed},
-            {f"flows/{n}": flows[n].key for n in needed} | {"catalog": cat_key},
+            {f"flows/{n}": flows[n].fingerprint for n in needed} | {"catalog": cat_key},
             lambda d, m=method: _stages.draw_gradients(config, m, flow_dirs, catalog, d),
             force=force["gradients"],
         )
@@ -123,7 +155,7 @@ def run_pipeline(
             f"potentials/{method}",
             run_dir / "potentials" / method,
             {"cbe": section_dict(config.cbe[method]), "seed": seed},
-            {f"gradients/{method}": grads[method].key},
+            {f"gradients/{method}": grads[method].fingerprint},
             lambda d, m=method: _stages.fit_potential(config, m, grads[m].path("gradients"), d),
             force=force["potentials"],
         )
@@ -133,9 +165,9 @@ def run_pipeline(
     from ._report import make_report
 
     inputs = {"catalog": cat_key}
-    inputs |= {f"flows/{n}": f.key for n, f in flows.items()}
-    inputs |= {f"potentials/{m}": p.key for m, p in pots.items()}
-    inputs |= {f"gradients/{m}": g.key for m, g in grads.items()}
+    inputs |= {f"flows/{n}": f.fingerprint for n, f in flows.items()}
+    inputs |= {f"potentials/{m}": p.fingerprint for m, p in pots.items()}
+    inputs |= {f"gradients/{m}": g.fingerprint for m, g in grads.items()}
     rep = run_unit(
         "report",
         run_dir / "report",
@@ -153,6 +185,7 @@ def run_pipeline(
         force=force["report"],
     )
     result.units.append(rep)
+    (run_dir / FROM).unlink(missing_ok=True)
     logger.info(
         "run finished in %.1f s (%d units, %d skipped)",
         time.perf_counter() - t_start,
