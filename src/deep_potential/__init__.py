@@ -6,6 +6,12 @@ from ._config import ConfigError as ConfigError
 from ._config import PipelineConfig as PipelineConfig
 from ._config import config_from_dict as config_from_dict
 from ._config import load_config as load_config
+from ._ingest import Cuts as Cuts
+from ._ingest import Frame as Frame
+from ._ingest import IngestResult as IngestResult
+from ._ingest import catalog_to_skycoord as catalog_to_skycoord
+from ._ingest import ingest as ingest
+from ._ingest import ingest_table as ingest_table
 from ._runner import RunResult as RunResult
 from ._runner import run_pipeline as run_pipeline
 from ._stages import STAGES as STAGES
