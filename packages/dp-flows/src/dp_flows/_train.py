@@ -148,6 +148,8 @@ def fit_flow(
         seed: the one integer all randomness derives from.
         out_dir: if given, the flow is saved there and training checkpoints to
             ``out_dir/checkpoint`` and resumes from it (the same run continues identically).
+            A checkpoint of another run (other data, condition or weights, config or seed)
+            raises ValueError: use a fresh out_dir.
         progress: show a progress bar with the losses.
         devices: devices to shard the batch over (default: all of ``jax.devices()``).
 
