@@ -1,74 +1,169 @@
-"""dp-cbe benchmark: training speed, time to 1 % acceleration error, Laplacian cost.
+"""dp-cbe benchmark: time to accuracy of the conditional fit on a family of mock systems.
 
-For each CBE variant, fit exact (oracle) Plummer gradients with the given FitConfig and report
-steps/s and the wall time (compile included, accuracy checks excluded) until the median
-|Δa|/|a| on fresh points inside r_max first drops below 1 %. Then time the forward-over-reverse
-Laplacian against full-Hessian implementations of the same network, in the same run.
+For each system (the Plummer demo sphere, a cuspy Hernquist sphere, an anisotropic
+Osipkov–Merritt model when dp-mock provides it) the conditional variant is fitted to EXACT
+∇ln p(v|x) at 2^16–2^17 samples, with the old defaults and with the current `FitConfig()`.
+Every evaluation (``eval_every`` steps) the model is checked on fresh tracer positions in 10
+equal-width radial bins of the fitted volume (r < r_max, S_true > 0.01): the figure of merit is
+the worst bin's |median Δln ρ| (and median |Δa|/|a|). Reported: wall and CPU time
+(time.process_time, all threads) until every bin has |median Δln ρ| ≤ 0.02, excluding the
+checks; the final per-bin errors; where the stopping rule stopped. Load (``uptime``) is
+printed with every figure: the machine is shared.
 
-Usage: .venv/bin/python benchmarks/bench_cbe.py [--n 65536] [--quick]
+Usage:
+    .venv/bin/python benchmarks/bench_cbe.py [--systems plummer hernquist om] [--n 131072]
+        [--configs old new] [--set key=value ...] [--laplacian]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
+import os
 import sys
 import time
+import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import dp_cbe
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from dp_cbe._fields import grad_and_laplacian
-from dp_cbe._train import _fit
+from dp_cbe import grad_and_laplacian
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "packages/dp-cbe/tests"))
-import _cbe_oracle as oracle  # the closed forms the dp-cbe tests use
+import _cbe_hernquist as hernquist  # closed forms the dp-cbe tests use
+import _cbe_oracle as plummer
+
+# `dp-cbe fit`'s defaults before the stopping rule (64×2 nets, 2,000 steps, cosine decay,
+# residual in absolute internal units).
+OLD_DEFAULTS = dict(weighting="none", schedule="cosine", early_stop=False, n_steps=2000,
+                    eval_every=250, checkpoint_every=500, phi_width=64, phi_depth=2,
+                    learning_rate=5e-3)  # fmt: skip
+TARGET = 0.02  # |median Δln ρ| in every radial bin
+N_BINS = 10
 
 
-def bench_variant(method: str, n: int, cfg: dp_cbe.FitConfig) -> dict[str, float]:
-    gs = dp_cbe.GradientSet(**oracle.gradients(method, 1, n))
-    x_test, _ = oracle.sample(12345, 4096)
-    a_true = -oracle.grad_potential(x_test)
-    rec: dict[str, float] = {"t_check": 0.0, "t_first": float("nan"), "step_first": -1}
-    t0 = time.perf_counter()
-    last = [t0]
-    chunk_times: list[float] = []
+@dataclasses.dataclass
+class System:
+    """A mock system's exact conditional gradients and truth (kpc, km/s, M☉)."""
+
+    name: str
+    gradients: dict[str, Any]  # GradientSet keyword arguments
+    x_test: np.ndarray  # fresh observed-star positions, r < r_max and S_true > 0.01
+    r_max: float
+    density: Callable[[np.ndarray], np.ndarray]
+    acceleration: Callable[[np.ndarray], np.ndarray]
+
+
+def _cut(x: np.ndarray, r_max: float, s: np.ndarray | None = None) -> np.ndarray:
+    keep = np.linalg.norm(x, axis=1) < r_max
+    if s is not None:
+        keep &= s > 0.01
+    return x[keep]
+
+
+def own_system(name: str, n: int, uniform: bool = False) -> System:
+    """Plummer or isotropic Hernquist from the dp-cbe test oracles (no selection, S = 1)."""
+    if name == "plummer":
+        g = plummer.gradients("conditional", 1, n)
+        x_test = plummer.sample(12345, 2**14)[0]
+        return System(name, g, x_test, plummer.R_MAX, plummer.density,
+                      lambda x: -plummer.grad_potential(x))  # fmt: skip
+    g = hernquist.gradients(1, n, uniform=uniform)
+    x_test = hernquist.sample_positions(12345, 2**14)
+    return System(name, g, x_test, hernquist.R_MAX, hernquist.density,
+                  lambda x: -hernquist.grad_potential(x))  # fmt: skip
+
+
+def mock_system(preset: str, n: int, workdir: Path, uniform: bool = False) -> System:
+    """A dp-mock preset: observed positions from its generated catalogue (or, with
+    ``uniform``, positions uniform in the ball r < r_max where S_true > 0.01), exact
+    v ~ p(v|x) and exact gradients from its truth."""
+    import dp_mock
+
+    cfg = dp_mock.preset(preset)
+    paths = [workdir / f"{preset}-seed{seed}.h5" for seed in (0, 1)]
+    for seed, path in zip((0, 1), paths, strict=True):
+        if not path.exists():
+            dp_mock.generate_catalog(cfg.replace(seed=seed), path)
+    truth = dp_mock.load_truth(paths[0])
+    x = np.asarray(dp_mock.read_catalog(paths[0])["x"], np.float64)[:n]
+    if uniform:
+        rng = np.random.default_rng(9)
+        u = rng.normal(size=(3 * n, 3))
+        u *= (truth.r_max * rng.uniform(0, 1, 3 * n) ** (1 / 3) / np.linalg.norm(u, axis=1))[
+            :, None
+        ]
+        x = _cut(u, truth.r_max, truth.selection(u))[:n]
+    v = truth.sample_velocities(8, x)
+    dx, dv = truth.grad_log_p_v_given_x(x, v)
+    g = {"x": x, "v": v, "dlnf_dx": dx, "dlnf_dv": dv, "density": "p_v_given_x"}
+    x_test = np.asarray(dp_mock.read_catalog(paths[1])["x"], np.float64)[: 2**14]
+    x_test = _cut(x_test, truth.r_max, truth.selection(x_test))
+    return System(preset, g, x_test, truth.r_max, truth.density, truth.acceleration)
+
+
+def bin_errors(sol: dp_cbe.PotentialSolution, sys_: System) -> tuple[np.ndarray, np.ndarray]:
+    """Per radial bin: median Δln ρ and median |Δa|/|a| on the test positions."""
+    x = sys_.x_test
+    r = np.linalg.norm(x, axis=1) / sys_.r_max
+    which = np.minimum((r * N_BINS).astype(int), N_BINS - 1)
+    rho = sol.density(x)
+    d_rho = np.log(np.maximum(rho, 1e-30)) - np.log(sys_.density(x))
+    a_true = sys_.acceleration(x)
+    d_acc = np.linalg.norm(sol.acceleration(x) - a_true, axis=1) / np.linalg.norm(a_true, axis=1)
+    med_rho = np.array([np.median(d_rho[which == b]) for b in range(N_BINS)])
+    med_acc = np.array([np.median(d_acc[which == b]) for b in range(N_BINS)])
+    return med_rho, med_acc
+
+
+def load() -> str:
+    return "load {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
+
+
+def time_to_accuracy(sys_: System, cfg: dp_cbe.FitConfig, seed: int = 0) -> dict[str, Any]:
+    """Fit, checking the per-bin errors at every evaluation; times exclude the checks."""
+    gs = dp_cbe.GradientSet(**sys_.gradients)
+    rec: dict[str, Any] = {"evals": [], "load_start": load()}
+    t0, c0 = time.perf_counter(), time.process_time()
+    spent = {"wall": 0.0, "cpu": 0.0}
 
     def callback(step: int, model: dp_cbe._losses.CBEModel) -> None:
-        now = time.perf_counter()
-        chunk_times.append(now - last[0])
-        tc = time.perf_counter()
-        sol = dp_cbe.PotentialSolution(model, {})
-        err = np.median(np.linalg.norm(sol.acceleration(x_test) - a_true, axis=1)
-                        / np.linalg.norm(a_true, axis=1))  # fmt: skip
-        rec[f"err@{step}"] = float(err)
-        dt = time.perf_counter() - tc
-        rec["t_check"] += dt
-        if err < 0.01 and rec["step_first"] < 0:
-            rec["step_first"] = step
-            rec["t_first"] = now - t0 - (rec["t_check"] - dt)
-        last[0] = time.perf_counter()
+        tw, tc = time.perf_counter(), time.process_time()
+        wall, cpu = tw - t0 - spent["wall"], tc - c0 - spent["cpu"]
+        med_rho, med_acc = bin_errors(dp_cbe.PotentialSolution(model, {}), sys_)
+        worst = float(np.max(np.abs(med_rho)))
+        rec["evals"].append((step, wall, cpu, worst, float(np.max(med_acc))))
+        print(f"   step {step:5d}  {wall:6.0f} s wall {cpu:6.0f} s CPU  max|med Δlnρ| {worst:.3f}"
+              f"  max med |Δa|/|a| {np.max(med_acc):.4f}", flush=True)  # fmt: skip
+        if worst <= TARGET and "t_wall" not in rec:
+            rec.update(t_wall=wall, t_cpu=cpu, t_step=step)
+        spent["wall"] += time.perf_counter() - tw
+        spent["cpu"] += time.process_time() - tc
 
-    sol = _fit(gs, method, config=cfg, seed=0, out_dir=None, progress=False, callback=callback)
-    total = time.perf_counter() - t0 - rec["t_check"]
-    # steps/s from the chunks after the first (which includes compilation)
-    steady = chunk_times[1:] or chunk_times
-    rec["steps_per_s"] = cfg.eval_every * len(steady) / sum(steady)
-    rec["total_s"] = total
-    d = np.log(sol.density(x_test)) - np.log(oracle.density(x_test))
-    rec["ln_rho"] = float(np.median(np.abs(d)))
-    rec["acc"] = rec[f"err@{cfg.n_steps}"]
-    if method != "vanilla":
-        truth = oracle.ln_selection if method == "selection" else oracle.ln_n
-        est = sol.ln_selection if method == "selection" else sol.ln_n
-        e = est(x_test) - truth(x_test)
-        rec["ln_aux"] = float(np.median(np.abs(e - np.median(e))))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", dp_cbe.ConvergenceWarning)
+        sol = dp_cbe.fit(gs, "conditional", config=cfg, seed=seed, progress=False,
+                         callback=callback)  # fmt: skip
+    rec["wall"] = time.perf_counter() - t0 - spent["wall"]
+    rec["cpu"] = time.process_time() - c0 - spent["cpu"]
+    rec["load_end"] = load()
+    rec["warned"] = any(issubclass(w.category, dp_cbe.ConvergenceWarning) for w in caught)
+    rec["final_rho"], rec["final_acc"] = (a.tolist() for a in bin_errors(sol, sys_))
+    h = sol.history
+    rec.update(steps=h["steps"], converged=h["converged"], stop_reason=h["stop_reason"],
+               best_step=h["best_step"], learning_rate=h["learning_rate"],
+               probe_change=h["probe_change"])  # fmt: skip
     return rec
 
 
 def bench_laplacian(width: int, depth: int, n: int = 4096, reps: int = 5) -> dict[str, float]:
+    """Forward-over-reverse Laplacian vs full-Hessian implementations (best of ``reps``)."""
     field = dp_cbe.ScalarField(width=width, depth=depth, in_scale=4.0, out_scale=17.0,
                                key=jax.random.PRNGKey(0))  # fmt: skip
     x = jax.random.normal(jax.random.PRNGKey(1), (n, 3)) * 4.0
@@ -96,26 +191,65 @@ def bench_laplacian(width: int, depth: int, n: int = 4096, reps: int = 5) -> dic
     return out
 
 
+def _value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--n", type=int, default=2**16, help="gradient samples per variant")
-    ap.add_argument("--quick", action="store_true", help="fewer steps (smoke run)")
+    ap.add_argument("--systems", nargs="+", default=["plummer", "hernquist", "om"])
+    ap.add_argument("--configs", nargs="+", default=["old", "new"])
+    ap.add_argument("--n", type=int, default=2**17, help="gradient samples per system")
+    ap.add_argument("--set", nargs="*", default=[], help="FitConfig overrides key=value (new)")
+    ap.add_argument("--uniform", action="store_true",
+                    help="gradient positions uniform in the ball (S > 0.01)")  # fmt: skip
+    ap.add_argument("--workdir", type=Path, default=Path("/tmp/bench_cbe"))
+    ap.add_argument("--json", type=Path, default=None, help="append records to this file")
+    ap.add_argument("--laplacian", action="store_true", help="also time the Laplacian")
     args = ap.parse_args()
-    steps = {"vanilla": 600, "selection": 2000, "conditional": 2000}
-    print(f"jax {jax.__version__}, devices {jax.devices()}, n = {args.n}")
-    for method, n_steps in steps.items():
-        n_steps = n_steps // 4 if args.quick else n_steps
-        cfg = dp_cbe.FitConfig(n_steps=n_steps, eval_every=100, checkpoint_every=100)
-        r = bench_variant(method, args.n, cfg)
-        aux = f", ln_aux {r['ln_aux']:.4f}" if "ln_aux" in r else ""
-        print(f"{method:12s} steps/s {r['steps_per_s']:.2f}  total {r['total_s']:.1f} s "
-              f"({n_steps} steps)  first <1% at step {r['step_first']} after "
-              f"{r['t_first']:.1f} s  final acc {r['acc']:.4f}, |dln rho| {r['ln_rho']:.4f}{aux}")  # fmt: skip
-    for width, depth in ((64, 2), (128, 2)):
-        t = bench_laplacian(width, depth)
-        print(f"laplacian (4096 pts, width {width}, depth {depth}): ours {t['ours'] * 1e3:.1f} ms, "
-              f"jax.hessian {t['hessian'] * 1e3:.1f} ms (ratio {t['hessian'] / t['ours']:.2f}x), "
-              f"jacrev∘jacrev {t['rev_rev'] * 1e3:.1f} ms (ratio {t['rev_rev'] / t['ours']:.2f}x)")  # fmt: skip
+    overrides = {k: _value(v) for k, v in (s.split("=", 1) for s in args.set)}
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    print(f"jax {jax.__version__}, devices {jax.devices()}, n = {args.n}, {load()}")
+    try:
+        import dp_mock
+
+        has_mock = hasattr(dp_mock, "load_truth") and hasattr(dp_mock.Truth, "sample_velocities")
+    except ImportError:
+        has_mock = False
+    for name in args.systems:
+        if has_mock and name in ("hernquist", "om"):
+            sys_ = mock_system({"hernquist": "demo-hernquist", "om": "demo-om"}[name], args.n,
+                               args.workdir, uniform=args.uniform)  # fmt: skip
+        elif name in ("plummer", "hernquist"):
+            sys_ = own_system(name, args.n, uniform=args.uniform)
+        else:
+            print(f"{name}: skipped (needs dp-mock's Osipkov–Merritt truth)")
+            continue
+        for which in args.configs:
+            cfg = dp_cbe.FitConfig(**(OLD_DEFAULTS if which == "old" else overrides))
+            rec = time_to_accuracy(sys_, cfg)
+            rec.update(system=name, config=which, overrides=overrides if which != "old" else {})
+            t = (f"{rec['t_wall']:.0f} s wall / {rec['t_cpu']:.0f} s CPU (step {rec['t_step']})"
+                 if "t_wall" in rec else "never")  # fmt: skip
+            fr = np.abs(rec["final_rho"])
+            print(f"{name:10s} {which:4s} ≤{TARGET}: {t}; total {rec['wall']:.0f} s wall / "
+                  f"{rec['cpu']:.0f} s CPU, {rec['steps']} steps ({rec['stop_reason']}, "
+                  f"converged={rec['converged']}); final max|med Δlnρ| {fr.max():.3f}, max med "
+                  f"|Δa|/|a| {max(rec['final_acc']):.4f}; {rec['load_start']} → {rec['load_end']}")  # fmt: skip
+            print("   per-bin med Δlnρ " + " ".join(f"{d:+.3f}" for d in rec["final_rho"]))
+            print("   per-bin med |Δa|/|a| " + " ".join(f"{d:.4f}" for d in rec["final_acc"]))
+            if args.json is not None:
+                with open(args.json, "a") as fh:
+                    fh.write(json.dumps(rec) + "\n")
+    if args.laplacian:
+        for width, depth in ((64, 2), (128, 2)):
+            t = bench_laplacian(width, depth)
+            print(f"laplacian (4096 pts, width {width}, depth {depth}): ours "
+                  f"{t['ours'] * 1e3:.1f} ms, jax.hessian {t['hessian'] * 1e3:.1f} ms, "
+                  f"jacrev∘jacrev {t['rev_rev'] * 1e3:.1f} ms")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -15,7 +15,9 @@ import numpy as np
 import pytest
 from dp_cbe._train import _fit
 
-# Tiny fits: the point is the machinery, not accuracy (recovery is in test_recovery.py).
+# Tiny fits: the point is the machinery, not accuracy (recovery is in test_recovery.py); they
+# stop at n_steps long before the stopping rule can hold, so their ConvergenceWarning is expected.
+pytestmark = pytest.mark.filterwarnings("ignore::dp_cbe.ConvergenceWarning")
 TINY = dict(phi_width=16, phi_depth=1, n_width=16, n_depth=1, batch_size=128, n_steps=40,
             eval_every=20, checkpoint_every=20, val_batches=2, warmup_steps=5)  # fmt: skip
 

@@ -27,7 +27,10 @@ from ._losses import METHODS as METHODS
 from ._losses import data_loss as data_loss
 from ._solution import PotentialSolution as PotentialSolution
 from ._solution import load_model as load_model
+from ._stopping import ConvergenceWarning as ConvergenceWarning
 from ._train import fit as fit
 from ._units import G as G
+from ._weights import radial_balance_probabilities as radial_balance_probabilities
+from ._weights import residual_scales as residual_scales
 
 __version__ = importlib.metadata.version("dp-cbe")

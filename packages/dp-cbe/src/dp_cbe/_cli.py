@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from ._config import FitConfig
 from ._io import atomic_write, read_gradients
 from ._losses import METHODS
 from ._solution import load_model
+from ._stopping import ConvergenceWarning
 from ._train import fit
 
 EVAL_SCHEMA = "dp-cbe-evaluation/1"
@@ -90,10 +92,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "fit":
             config = FitConfig.from_toml(args.config) if args.config else FitConfig()
             gs = read_gradients(args.gradients)
-            sol = fit(gs, args.method, config=config, seed=args.seed, out_dir=args.out,
-                      progress=not args.no_progress)  # fmt: skip
-            best = sol.history.get("best_val")
-            print(f"dp-cbe: {sol.method} model written to {args.out} (best validation loss {best})")
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", ConvergenceWarning)
+                sol = fit(gs, args.method, config=config, seed=args.seed, out_dir=args.out,
+                          progress=not args.no_progress)  # fmt: skip
+            h = sol.history
+            status = (f"converged after {h['steps']} steps" if h["converged"]
+                      else f"NOT CONVERGED: stopped at the n_steps ceiling ({h['steps']} steps)")  # fmt: skip
+            print(f"dp-cbe: {sol.method} model written to {args.out} ({status}; best validation "
+                  f"loss {h['best_val']} at step {h['best_step']})")  # fmt: skip
+            for w in caught:
+                if issubclass(w.category, ConvergenceWarning):
+                    print(f"dp-cbe: WARNING: {w.message}", file=sys.stderr)
+                else:
+                    warnings.showwarning(w.message, w.category, w.filename, w.lineno)
         else:
             evaluate(args.model, args.points, args.out)
             print(f"dp-cbe: evaluation written to {args.out}")

@@ -31,15 +31,32 @@ class FitConfig:
             structured S).
         n_fourier: Fourier frequencies per axis fed to every network (0: none).
         r_soft: softening (kpc) of the harmonic features' direction x/√(|x|²+r_soft²).
+        log_r: feed every network ½ ln(|z|² + 0.05²) of its standardised input z as well.
+        weighting: ``scale``: divide each sample's CBE residual by its data-only scale
+            (`dp_cbe.residual_scales`: the loss becomes a relative residual, so slow outer
+            orbits count as much as fast inner ones); ``none``: absolute internal units.
         alpha, beta, lam: asinh scales of the residual and negative-density penalties, weight λ.
         lam_s: weight of λ_S (ln S)² (selection). lam_nobs: weight of (ln n − ln n_obs)²
             (conditional; needs ``ln_n_obs`` in the gradient set when non-zero).
         l2: weight of the mean squared network weights (per network).
         log_loss: minimise ln⟨L⟩ instead of ⟨L⟩.
         batch_size: samples per step (split across devices; a multiple of their number).
-        n_steps: optimiser steps. learning_rate: peak AdamW rate (cosine decay to
-            ``final_lr_fraction`` of it after a linear warm-up of
-            min(``warmup_steps``, n_steps // 5) steps).
+        radial_balance: fraction of each minibatch drawn evenly over 16 equal-width radial
+            shells of the training positions (0: minibatches are epochs of the data; > 0:
+            draws with replacement by `dp_cbe.radial_balance_probabilities`, and the
+            validation loss is weighted alike).
+        n_steps: the step ceiling (with ``early_stop``) or the step count (without).
+        learning_rate: peak AdamW rate, reached after a linear warm-up of
+            min(``warmup_steps``, n_steps // 5) steps.
+        schedule: ``plateau``: constant rate, multiplied by ``lr_decay`` whenever the
+            validation loss stalls (``patience`` evaluations without a relative improvement
+            of ``val_tol``) and the fit has not converged, down to ``min_lr_fraction`` of the
+            peak; ``cosine``: cosine decay to ``final_lr_fraction`` of the peak at n_steps.
+        early_stop: stop when converged: for ``patience`` evaluations in a row the
+            validation loss improved by less than ``val_tol`` (relative) and ∇Φ and ∇²Φ on a
+            fixed probe set moved by less than ``probe_tol`` (relative; worst radial shell's
+            median). Without it the fit runs n_steps; either way ``history["converged"]``
+            records the rule and a `ConvergenceWarning` says when it was not met.
         weight_decay: AdamW decoupled weight decay. grad_clip: global-norm clip (0: none).
         val_fraction: held-out fraction for best-model selection.
         eval_every: steps between validation evaluations (and progress updates).
@@ -59,6 +76,8 @@ class FitConfig:
     l_max: int = 0
     n_fourier: int = 0
     r_soft: float = 1.0
+    log_r: bool = True
+    weighting: str = "scale"
     alpha: float = 1.0
     beta: float = 1.0
     lam: float = 1.0
@@ -67,10 +86,18 @@ class FitConfig:
     l2: float = 0.0
     log_loss: bool = False
     batch_size: int = 1024
-    n_steps: int = 2000
+    radial_balance: float = 0.5
+    n_steps: int = 6000
     learning_rate: float = 5e-3
     warmup_steps: int = 100
     final_lr_fraction: float = 0.0
+    schedule: str = "plateau"
+    early_stop: bool = True
+    patience: int = 3
+    lr_decay: float = 0.3
+    min_lr_fraction: float = 0.01
+    val_tol: float = 0.01
+    probe_tol: float = 0.01
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     val_fraction: float = 0.25
@@ -82,7 +109,7 @@ class FitConfig:
     def __post_init__(self) -> None:
         positive_int = (
             "phi_width", "phi_depth", "n_width", "n_depth", "s_width", "s_depth",
-            "batch_size", "n_steps", "eval_every", "val_batches", "checkpoint_every",
+            "batch_size", "n_steps", "eval_every", "val_batches", "checkpoint_every", "patience",
         )  # fmt: skip
         for name in positive_int:
             value = getattr(self, name)
@@ -92,7 +119,20 @@ class FitConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"FitConfig.{name} must be an integer ≥ 0, got {value!r}")
-        for name in ("alpha", "beta", "r_soft", "learning_rate"):
+        for name, allowed in (("weighting", ("none", "scale")),
+                              ("schedule", ("plateau", "cosine"))):  # fmt: skip
+            if getattr(self, name) not in allowed:
+                raise ValueError(
+                    f"FitConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}"
+                )
+        if not 0.0 <= self.radial_balance <= 1.0:
+            raise ValueError(
+                f"FitConfig.radial_balance must be in [0, 1], got {self.radial_balance}"
+            )
+        for name in ("lr_decay", "min_lr_fraction"):
+            if not 0.0 < getattr(self, name) <= 1.0:
+                raise ValueError(f"FitConfig.{name} must be in (0, 1], got {getattr(self, name)!r}")
+        for name in ("alpha", "beta", "r_soft", "learning_rate", "val_tol", "probe_tol"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"FitConfig.{name} must be > 0, got {getattr(self, name)!r}")
         for name in ("lam", "lam_s", "lam_nobs", "l2", "weight_decay", "grad_clip"):

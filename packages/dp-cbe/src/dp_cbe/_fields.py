@@ -61,9 +61,10 @@ def real_solid_harmonics(u: Float[Array, 3], l_max: int) -> Float[Array, " f"]:
     return jnp.stack(feats) if feats else jnp.zeros((0,))
 
 
-def n_features(l_max: int, n_fourier: int) -> int:
-    """Number of input features of a `ScalarField`: 3 coordinates + |x| + harmonics + Fourier."""
-    return 4 + ((l_max + 1) ** 2 - 1) + 6 * n_fourier
+def n_features(l_max: int, n_fourier: int, log_r: bool = False) -> int:
+    """Number of input features of a `ScalarField`: 3 coordinates + |x| [+ ln|x|] + harmonics
+    + Fourier."""
+    return 4 + int(log_r) + ((l_max + 1) ** 2 - 1) + 6 * n_fourier
 
 
 class ScalarField(eqx.Module):
@@ -79,6 +80,8 @@ class ScalarField(eqx.Module):
         r_soft: softening length (kpc) of the harmonic features.
         n_fourier: number of Fourier frequencies per axis (0: none); frequencies 2^k π/period.
         period: Fourier period (kpc).
+        log_r: add the feature ½ ln(|z|² + 0.05²) of the standardised z = (x − mean)/scale
+            (resolves steep profiles at small radii).
     """
 
     linear_in: eqx.nn.Linear
@@ -91,6 +94,7 @@ class ScalarField(eqx.Module):
     r_soft: float = eqx.field(static=True)
     n_fourier: int = eqx.field(static=True)
     period: float = eqx.field(static=True)
+    log_r: bool = eqx.field(static=True)
 
     def __init__(
         self,
@@ -104,10 +108,11 @@ class ScalarField(eqx.Module):
         r_soft: float = 1.0,
         n_fourier: int = 0,
         period: float = 16.0,
+        log_r: bool = False,
         key: PRNGKeyArray,
     ) -> None:
         keys = jax.random.split(key, 2 * depth + 2)
-        n_in = n_features(l_max, n_fourier)
+        n_in = n_features(l_max, n_fourier, log_r)
         self.linear_in = eqx.nn.Linear(n_in, width, key=keys[0])
         self.blocks = [
             (
@@ -124,12 +129,15 @@ class ScalarField(eqx.Module):
         self.r_soft = float(r_soft)
         self.n_fourier = int(n_fourier)
         self.period = float(period)
+        self.log_r = bool(log_r)
 
     def features(self, x: Float[Array, 3]) -> Float[Array, " f"]:
         """Input features of one point x (3,) in kpc."""
         z = (x - jnp.asarray(self.in_mean, x.dtype)) / self.in_scale
         r = jnp.sqrt(jnp.sum(z * z) + 1e-6)  # smooth |z|; 1e-6 keeps ∇ finite at z = 0
         parts = [z, r[None]]
+        if self.log_r:
+            parts.append(0.5 * jnp.log(jnp.sum(z * z) + 0.05**2)[None])
         if self.l_max > 0:
             u = x / jnp.sqrt(jnp.sum(x * x) + self.r_soft**2)
             parts.append(real_solid_harmonics(u, self.l_max))

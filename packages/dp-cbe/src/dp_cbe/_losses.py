@@ -4,8 +4,9 @@ r ≡ ∂ln f/∂t = ∇Φ·∇_v ln f − v·∇_x ln f          (vanilla; grad
 r = ∇Φ·∇_v ln f_obs − v·∇_x ln f_obs + v·∇ln S      (selection; gradients of ln f_obs)
 r = ∇Φ·∇_v ln p − v·(∇_x ln p + ∇ln n)              (conditional; gradients of ln p(v|x))
 
-L = α⁻¹ asinh(α|r|) + λ β⁻¹ asinh(β max(−∇²Φ, 0)) [+ λ_S (ln S)²] [+ λ_nobs (ln n − ln n_obs)²],
+L = α⁻¹ asinh(α|r|/s) + λ β⁻¹ asinh(β max(−∇²Φ, 0)) [+ λ_S (ln S)²] [+ λ_nobs (ln n − ln n_obs)²],
 averaged over samples (or ln of that average), plus l2 · mean squared weights per network.
+s is a per-sample residual scale from the data alone (`residual_scales`; 1 when unweighted).
 """
 
 from __future__ import annotations
@@ -29,13 +30,17 @@ DENSITY_OF_METHOD: dict[str, str] = {
 
 
 class Batch(NamedTuple):
-    """A minibatch in internal units: x (b,3) kpc, v (b,3) 100 km/s, gradients, ln n_obs (b,)."""
+    """A minibatch in internal units: x (b,3) kpc, v (b,3) 100 km/s, gradients, ln n_obs (b,),
+    the residual scales s (b,) (None: 1, the unweighted residual) and the samples' weights in
+    the batch mean (b,) (None: equal)."""
 
     x: Float[Array, "b 3"]
     v: Float[Array, "b 3"]
     dlnf_dx: Float[Array, "b 3"]
     dlnf_dv: Float[Array, "b 3"]
     ln_n_obs: Float[Array, " b"]
+    scale: Float[Array, " b"] | None = None
+    weight: Float[Array, " b"] | None = None
 
 
 class LossSettings(NamedTuple):
@@ -87,8 +92,10 @@ def sample_terms(
     dlnf_dx: Float[Array, 3],
     dlnf_dv: Float[Array, 3],
     ln_n_obs: Scalar,
+    scale: Scalar | float = 1.0,
 ) -> tuple[Scalar, Scalar, Scalar]:
-    """Per-sample (CBE term, negative-density term, auxiliary-field term)."""
+    """Per-sample (CBE term, negative-density term, auxiliary-field term); the residual is
+    divided by ``scale`` (see `residual_scales`)."""
     _, dphi, lap = grad_and_laplacian(phi, x)
     daux = None
     extra = jnp.zeros((), x.dtype)
@@ -101,7 +108,7 @@ def sample_terms(
         if method == "conditional" and settings.lam_nobs != 0.0:
             extra = settings.lam_nobs * (a - ln_n_obs) ** 2
     r = residual(dphi, v, dlnf_dx, dlnf_dv, daux, method)
-    cbe = jnp.arcsinh(settings.alpha * jnp.abs(r)) / settings.alpha
+    cbe = jnp.arcsinh(settings.alpha * jnp.abs(r) / scale) / settings.alpha
     neg = settings.lam * jnp.arcsinh(settings.beta * jnp.maximum(-lap, 0.0)) / settings.beta
     return cbe, neg, extra
 
@@ -121,11 +128,15 @@ def data_loss(
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
 
-    def one(x: Array, v: Array, dx: Array, dv: Array, nobs: Array) -> Array:
-        return jnp.stack(sample_terms(phi, aux, method, settings, x, v, dx, dv, nobs))
+    def one(x: Array, v: Array, dx: Array, dv: Array, nobs: Array, s: Array) -> Array:
+        return jnp.stack(sample_terms(phi, aux, method, settings, x, v, dx, dv, nobs, s))
 
-    terms = jax.vmap(one)(batch.x, batch.v, batch.dlnf_dx, batch.dlnf_dv, batch.ln_n_obs)
-    parts = jnp.mean(terms, axis=0)
+    scale = jnp.ones_like(batch.ln_n_obs) if batch.scale is None else batch.scale
+    terms = jax.vmap(one)(batch.x, batch.v, batch.dlnf_dx, batch.dlnf_dv, batch.ln_n_obs, scale)
+    if batch.weight is None:
+        parts = jnp.mean(terms, axis=0)
+    else:
+        parts = jnp.sum(terms * batch.weight[:, None], axis=0) / jnp.sum(batch.weight)
     return jnp.sum(parts), parts
 
 

@@ -1,10 +1,11 @@
-"""`fit`: train Φ (and ln n or ln S) on a `GradientSet` — AdamW, cosine decay, data parallel."""
+"""`fit`: train Φ (and ln n or ln S) on a `GradientSet` — AdamW, stopping rule, data parallel."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import math
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,10 +19,13 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
 from ._config import FitConfig
+from ._fields import grad_and_laplacian
 from ._io import GradientSet, atomic_write, read_gradients
 from ._losses import DENSITY_OF_METHOD, METHODS, Batch, CBEModel, data_loss, model_loss
 from ._solution import MODEL_SCHEMA, PotentialSolution, build_model, save_model
+from ._stopping import ConvergenceWarning, StoppingRule, probe_positions
 from ._units import dlnf_dv_to_internal, velocity_to_internal
+from ._weights import radial_balance_probabilities, residual_scales
 
 _METHOD_OF_DENSITY = {d: m for m, d in DENSITY_OF_METHOD.items()}
 
@@ -44,7 +48,7 @@ def _hyperparameters(method: str, cfg: FitConfig, x: np.ndarray, v: np.ndarray) 
     mean = [float(m) for m in x.mean(axis=0)]
     scale = float(x.std())
     common = {"in_mean": mean, "in_scale": scale, "r_soft": cfg.r_soft, "n_fourier": cfg.n_fourier,
-              "period": float(4.0 * np.abs(x).max())}  # fmt: skip
+              "period": float(4.0 * np.abs(x).max()), "log_r": cfg.log_r}  # fmt: skip
     # Φ varies by ~ the velocity dispersion squared over the tracers' extent (virial).
     phi = dict(common, width=cfg.phi_width, depth=cfg.phi_depth, l_max=cfg.phi_l_max,
                out_scale=float(np.mean(np.sum(v * v, axis=1)) / 3.0))  # fmt: skip
@@ -72,8 +76,12 @@ def fit(
     seed: int = 0,
     out_dir: str | Path | None = None,
     progress: bool = True,
+    callback: Callable[[int, CBEModel], None] | None = None,
 ) -> PotentialSolution:
     """Fit Φ (and ln n or ln S) so that the stationary CBE holds on the given gradients.
+
+    Training stops when the stopping rule holds (see `FitConfig`: validation-loss plateau and
+    a stable Φ on fixed probe positions) or at the ``n_steps`` ceiling.
 
     Args:
         gradients: a `GradientSet` or the path of a ``gradients.h5``.
@@ -84,18 +92,29 @@ def fit(
         out_dir: if given, checkpoints go to ``out_dir/checkpoint`` (and a run resumes from
             them), and the best model is saved there.
         progress: show a tqdm progress bar with the losses.
+        callback: called after every evaluation (each ``eval_every`` steps) with the step
+            count and the current `CBEModel` (internal units; wrap it as
+            ``PotentialSolution(model, {})`` to evaluate in physical units). Its run time
+            does not change the fit.
 
     Returns:
-        The model with the lowest validation loss, as a `PotentialSolution`.
+        The model with the lowest validation loss, as a `PotentialSolution`. Its ``history``
+        holds per-evaluation ``step``, ``train_loss``, ``val_loss``, ``learning_rate``,
+        ``probe_change``, and ``best_step``, ``best_val``, ``steps`` (taken), ``converged``
+        (bool) and ``stop_reason`` (``converged`` | ``n_steps``).
 
     Raises:
         FloatingPointError: the loss became non-finite (the message says what to change).
+
+    Warns:
+        ConvergenceWarning: the fit reached ``n_steps`` without meeting the stopping rule.
 
     Example:
         >>> sol = dp_cbe.fit("gradients.h5", out_dir="model")  # doctest: +SKIP
         >>> sol.acceleration(np.zeros((1, 3)))
     """
-    return _fit(gradients, method, config=config, seed=seed, out_dir=out_dir, progress=progress)
+    return _fit(gradients, method, config=config, seed=seed, out_dir=out_dir, progress=progress,
+                callback=callback)  # fmt: skip
 
 
 def _fit(
@@ -127,6 +146,10 @@ def _fit(
     # Internal units, float32; 75/25 split from the seed.
     cols = [gs.x, velocity_to_internal(gs.v), gs.dlnf_dx, dlnf_dv_to_internal(gs.dlnf_dv),
             gs.ln_n_obs if gs.ln_n_obs is not None else np.zeros(len(gs))]  # fmt: skip
+    if cfg.weighting == "scale":
+        cols.append(residual_scales(*cols[:4]))
+    else:
+        cols.append(np.ones(len(gs)))
     cols = [np.asarray(c, np.float32) for c in cols]
     perm = np.random.default_rng([seed, 0]).permutation(len(gs))
     n_val = round(cfg.val_fraction * len(gs))
@@ -139,23 +162,29 @@ def _fit(
             f"least batch_size={cfg.batch_size} for training and {n_dev} for validation"
         )
     n_vb = min(cfg.val_batches, n_val // val_bs)
-    train = Batch(*(jax.device_put(c[tr], rep) for c in cols))
+    hyper = _hyperparameters(method, cfg, cols[0][tr], cols[1][tr])
+    center = np.asarray(hyper["phi"]["in_mean"])
+    # Minibatch sampling probabilities (radial balance); the validation mean is weighted alike.
+    p_all = radial_balance_probabilities(cols[0], center, cfg.radial_balance)
+    cdf = np.cumsum(p_all[tr] / p_all[tr].sum())
+    cols.append(np.asarray(p_all * len(gs), np.float32))
+    train = Batch(*(jax.device_put(c[tr], rep) for c in cols[:-1]), weight=None)
     val = Batch(*(jax.device_put(c[va[: n_vb * val_bs]].reshape(n_vb, val_bs, *c.shape[1:]),
                                  rep) for c in cols))  # fmt: skip
 
-    hyper = _hyperparameters(method, cfg, cols[0][tr], cols[1][tr])
     model = build_model(hyper, key=jax.random.PRNGKey(seed))
     params, static = eqx.partition(model, eqx.is_inexact_array)
-    schedule = optax.warmup_cosine_decay_schedule(
-        0.0, cfg.learning_rate, min(cfg.warmup_steps, cfg.n_steps // 5), cfg.n_steps,
-        end_value=cfg.learning_rate * cfg.final_lr_fraction,
-    )  # fmt: skip
+    # AdamW without its learning rate: each step's rate comes from the stopping rule's schedule.
     chain = [optax.clip_by_global_norm(cfg.grad_clip)] if cfg.grad_clip > 0 else []
-    opt = optax.chain(*chain, optax.adamw(schedule, weight_decay=cfg.weight_decay))
+    opt = optax.chain(*chain, optax.scale_by_adam(), optax.add_decayed_weights(cfg.weight_decay))
     opt_state = opt.init(params)
+    probe_x, probe_shell = probe_positions(cols[0][tr], center)
+    probe_x = jnp.asarray(probe_x, jnp.float32)
 
-    state = {"step": 0, "best_val": math.inf, "best_step": -1,
-             "history": {"step": [], "train_loss": [], "val_loss": [], "learning_rate": []}}  # fmt: skip
+    state = {"step": 0, "best_val": math.inf, "best_step": -1, "converged": False,
+             "stop_reason": None, "rule": None,
+             "history": {"step": [], "train_loss": [], "val_loss": [], "learning_rate": [],
+                         "probe_change": []}}  # fmt: skip
     best = params
     ckpt = Path(out_dir) / "checkpoint" if out_dir is not None else None
     fp = _fingerprint(method, cfg, seed, gs)
@@ -170,22 +199,38 @@ def _fit(
             ckpt / saved["file"], (params, opt_state, best)
         )
         state = saved
+    rule = StoppingRule(cfg, state["rule"])
+    state["rule"] = rule.state
     params, opt_state, best = jax.device_put((params, opt_state, best), rep)
 
     def objective(p: Any, batch: Batch) -> tuple[jax.Array, jax.Array]:
         return model_loss(eqx.combine(p, static), settings, batch)
 
     @eqx.filter_jit
-    def run_chunk(p: Any, o: Any, train: Batch, idx: jax.Array) -> tuple[Any, Any, jax.Array]:
-        def body(carry: tuple[Any, Any], ib: jax.Array) -> tuple[tuple[Any, Any], jax.Array]:
+    def run_chunk(
+        p: Any, o: Any, train: Batch, idx: jax.Array, lrs: jax.Array
+    ) -> tuple[Any, Any, jax.Array]:
+        def body(
+            carry: tuple[Any, Any], step: tuple[jax.Array, jax.Array]
+        ) -> tuple[tuple[Any, Any], jax.Array]:
             p, o = carry
-            batch = jax.lax.with_sharding_constraint(Batch(*(a[ib] for a in train)), shard)
+            ib, lr = step
+            batch = jax.lax.with_sharding_constraint(
+                Batch(*(None if a is None else a[ib] for a in train)), shard
+            )
             (_, aux), g = jax.value_and_grad(objective, has_aux=True)(p, batch)
             updates, o = opt.update(g, o, p)
+            updates = jax.tree_util.tree_map(lambda u: -lr * u, updates)
             return (eqx.apply_updates(p, updates), o), aux
 
-        (p, o), auxs = jax.lax.scan(body, (p, o), idx)
+        (p, o), auxs = jax.lax.scan(body, (p, o), (idx, lrs))
         return p, o, auxs
+
+    @eqx.filter_jit
+    def probe(p: Any, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+        phi = eqx.combine(p, static).phi
+        _, g, lap = jax.vmap(lambda q: grad_and_laplacian(phi, q))(x)
+        return g, lap
 
     @eqx.filter_jit
     def val_loss(p: Any, val: Batch) -> jax.Array:
@@ -202,6 +247,10 @@ def _fit(
     def indices(s0: int, k: int) -> np.ndarray:
         out = np.empty((k, cfg.batch_size), np.int32)
         for i, s in enumerate(range(s0, s0 + k)):
+            if cfg.radial_balance > 0:
+                u = np.random.default_rng([seed, 2, s]).uniform(size=cfg.batch_size)
+                out[i] = np.minimum(np.searchsorted(cdf, u), n_tr - 1)
+                continue
             e, pos = divmod(s, spe)
             order = np.random.default_rng([seed, 1, e]).permutation(n_tr)
             out[i] = order[pos * cfg.batch_size : (pos + 1) * cfg.batch_size]
@@ -210,10 +259,11 @@ def _fit(
     bar = tqdm(total=cfg.n_steps, initial=state["step"], disable=not progress,
                desc=f"dp-cbe {method}", dynamic_ncols=True)  # fmt: skip
     try:
-        while state["step"] < cfg.n_steps:
+        while state["step"] < cfg.n_steps and state["stop_reason"] is None:
             s0 = state["step"]
             k = min(cfg.eval_every, cfg.n_steps - s0)
-            params, opt_state, auxs = run_chunk(params, opt_state, train, indices(s0, k))
+            lrs = rule.learning_rates(np.arange(s0, s0 + k)).astype(np.float32)
+            params, opt_state, auxs = run_chunk(params, opt_state, train, indices(s0, k), lrs)
             vl = float(val_loss(params, val))
             tl = float(np.mean(np.asarray(auxs)[:, 0]))
             if not (np.isfinite(np.asarray(auxs)).all() and np.isfinite(vl)):
@@ -229,14 +279,25 @@ def _fit(
             h["step"].append(state["step"])
             h["train_loss"].append(tl)
             h["val_loss"].append(vl)
-            h["learning_rate"].append(float(schedule(state["step"])))
+            h["learning_rate"].append(float(lrs[-1]))
             if vl < state["best_val"]:
                 state["best_val"], state["best_step"], best = vl, state["step"], params
+            probe_g, probe_lap = probe(params, probe_x)
+            converged, change = rule.update(
+                state["step"], vl, (np.asarray(probe_g), np.asarray(probe_lap)), probe_shell
+            )
+            h["probe_change"].append(change if math.isfinite(change) else None)
+            state["converged"] = converged
+            if converged and cfg.early_stop:
+                state["stop_reason"] = "converged"
+            elif state["step"] >= cfg.n_steps:
+                state["stop_reason"] = "n_steps"
             if callback is not None:
                 callback(state["step"], eqx.combine(params, static))
             bar.update(k)
-            bar.set_postfix(loss=f"{tl:.4g}", val=f"{vl:.4g}", best=f"{state['best_val']:.4g}")
-            done = state["step"] >= cfg.n_steps
+            bar.set_postfix(loss=f"{tl:.4g}", val=f"{vl:.4g}", best=f"{state['best_val']:.4g}",
+                            change=f"{change:.3g}")  # fmt: skip
+            done = state["stop_reason"] is not None
             if ckpt is not None and (done or state["step"] % cfg.checkpoint_every == 0):
                 _checkpoint(ckpt, (params, opt_state, best), dict(state, fingerprint=fp))
             if stop_after is not None and state["step"] >= stop_after and not done:
@@ -245,7 +306,20 @@ def _fit(
         bar.close()
 
     final = eqx.combine(jax.device_get(best), static)
-    history = dict(state["history"], best_step=state["best_step"], best_val=state["best_val"])
+    history = dict(state["history"], best_step=state["best_step"], best_val=state["best_val"],
+                   steps=state["step"], converged=bool(state["converged"]),
+                   stop_reason=state["stop_reason"])  # fmt: skip
+    if not state["converged"]:
+        last = (state["history"]["probe_change"] or [None])[-1]
+        warnings.warn(
+            f"dp-cbe {method}: NOT CONVERGED after {state['step']} steps (n_steps = "
+            f"{cfg.n_steps}): the validation loss or Φ on the probe positions was still changing "
+            f"(last relative probe change {last}, probe_tol {cfg.probe_tol}); the model may be "
+            "inaccurate, first where orbits are slow (large radii). Refit with a larger n_steps "
+            "(in a fresh out_dir), or a lower learning_rate if the losses oscillate.",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
     solution = PotentialSolution(final, hyper, history)
     if out_dir is not None:
         save_model(final, hyper, out_dir, history=history)
