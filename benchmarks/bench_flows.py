@@ -21,6 +21,8 @@ import numpy as np
 from dp_flows._fields import ResNetField
 from dp_flows._train import make_optimizer, make_step
 
+from deep_potential._diagnostics import gradient_diagnostics
+
 
 def jax_train_throughput(width, depth, batch, n_steps, emb=32, d=3, c=3) -> float:
     field = ResNetField(
@@ -118,7 +120,12 @@ def _rel(g: np.ndarray, t: np.ndarray) -> np.ndarray:
 
 
 def conditional_accuracy(
-    n_train: int, n_eval: int, config: dp_flows.FlowConfig, solvers: list[str], workdir: str
+    n_train: int,
+    n_eval: int,
+    config: dp_flows.FlowConfig,
+    solvers: list[str],
+    workdir: str,
+    preset: str = "demo",
 ) -> None:
     """p(v|x) on dp-mock's demo catalogue (dust + magnitude limit): accuracy and speed.
 
@@ -130,7 +137,7 @@ def conditional_accuracy(
     """
     import dp_mock
 
-    mock = dataclasses.replace(dp_mock.preset("demo"), n_observed=n_train)
+    mock = dataclasses.replace(dp_mock.preset(preset), n_observed=n_train)
     train_path = dp_mock.generate_catalog(mock, f"{workdir}/train.h5", seed=0, progress=False)
     eval_path = dp_mock.generate_catalog(mock, f"{workdir}/eval.h5", seed=1, progress=False)
     cat, ev = dp_mock.read_catalog(train_path), dp_mock.read_catalog(eval_path)
@@ -143,9 +150,9 @@ def conditional_accuracy(
     s_true, r = truth.selection(x), np.linalg.norm(x, axis=1)
     # 64 positions × 32 velocities from the true p(v|x), for the v-dependent ∇_x error.
     xs = np.repeat(x[:64], 32, axis=0)
-    vs = truth.plummer.sample_velocities(np.uint64(12345), np.arange(len(xs)), xs)
+    vs = truth.sample_velocities(12345, xs)
     txs, _ = truth.grad_log_p_v_given_x(xs, vs)
-    print(f"\np(v|x) on the demo catalogue: {n_train} stars (train), {n_eval} held out")
+    print(f"\np(v|x) on the {preset} catalogue: {n_train} stars (train), {n_eval} held out")
     print(f"config {config.to_dict()}")
     print(
         f"fit {t_fit:.1f} s ({n_train * (1 - config.val_fraction) * config.n_epochs / t_fit:,.0f}"
@@ -182,12 +189,24 @@ def conditional_accuracy(
         _median_table("r (kpc)", [0, 2, 4, 6, 8], r, errs)
         _median_table("S_true", [0, 0.01, 0.03, 0.1, 0.3, 1.0001], s_true, errs)
 
+        def grad_fn(xx, vv, f=f, batch=batch):
+            gvv, gxx = dp_flows.grad_log_prob(f, vv, xx, batch_size=batch, progress=False)
+            return gxx, gvv
+
+        def sample_fn(xx, f=f):
+            return dp_flows.sample(jax.random.key(5), f, len(xx), xx, progress=False)
+
+        d = gradient_diagnostics(grad_fn, truth, x, seed=2, sample_fn=sample_fn)
+        print("diagnostics (256 positions x 64 true velocities; see deep_potential._diagnostics):")
+        print("  " + ", ".join(f"{k} {v:.3f}" for k, v in d["median"].items()))
+
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--part", choices=["all", "train", "accuracy"], default="all")
     ap.add_argument("--n-train", type=int, default=2**17)
+    ap.add_argument("--preset", default="demo", help="dp-mock preset of the accuracy part")
     ap.add_argument("--n-eval", type=int, default=2**11)
     ap.add_argument(
         "--set",
@@ -225,7 +244,9 @@ def main() -> None:
     if args.quick:
         cfg = cfg.replace(n_epochs=min(cfg.n_epochs, 8))
     with tempfile.TemporaryDirectory(prefix="bench-flows-") as tmp:
-        conditional_accuracy(args.n_train, args.n_eval, cfg, args.solvers.split(","), tmp)
+        conditional_accuracy(
+            args.n_train, args.n_eval, cfg, args.solvers.split(","), tmp, args.preset
+        )
 
 
 # The p(v|x) FlowConfig this benchmark measures by default (the one recommended for the demo).

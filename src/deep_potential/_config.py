@@ -58,6 +58,7 @@ class ReportSection:
     n_logp: int = 2048  # stars for the p(v|x) log-density residuals (flow ODE solves)
     plane_resolution: int = 96  # pixels per side of the z = 0 maps
     figures: bool = True
+    bands: bool = True  # with [flows] conditional_members > 1: per-member fits give error bands
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,6 +70,9 @@ class PipelineConfig:
         mock: a ``dp_mock.MockConfig`` (None when ``[data]`` replaces the mock).
         flow_spatial, flow_conditional: ``dp_flows.FlowConfig`` objects.
         vanilla_weight_clip: the 1/S_true weights of the vanilla spatial flow are clipped here.
+        conditional_members: p(v|x) flows trained from different seeds (an ensemble; 1 =
+            one flow). Gradients are their robust mean; with ``[report] bands`` every member
+            also gets its own conditional potential fit, whose spread is the error band.
         cbe: method -> ``dp_cbe.FitConfig`` (shared ``[cbe]`` keys merged with ``[cbe.METHOD]``).
     """
 
@@ -81,15 +85,29 @@ class PipelineConfig:
     gradients: GradientsSection
     cbe: Mapping[str, Any]
     report: ReportSection
+    conditional_members: int = 1
 
     @property
     def methods(self) -> tuple[str, ...]:
         return self.run.methods
 
     @property
+    def conditional_flows(self) -> tuple[str, ...]:
+        """Names of the p(v|x) ensemble's members: conditional, conditional_m1, …"""
+        extra = [f"conditional_m{k}" for k in range(1, self.conditional_members)]
+        return ("conditional", *extra)
+
+    @property
+    def band_fits(self) -> tuple[str, ...]:
+        """Names of the per-member conditional fits whose spread is the error band."""
+        if self.report.bands and "conditional" in self.methods and self.conditional_members > 1:
+            return tuple(f"conditional_member{k}" for k in range(self.conditional_members))
+        return ()
+
+    @property
     def flows_needed(self) -> tuple[str, ...]:
         """Flow names this run trains: conditional always; spatial for selection; weighted for vanilla."""
-        out = ["conditional"]
+        out = list(self.conditional_flows)
         if "selection" in self.methods:
             out.append("spatial")
         if "vanilla" in self.methods:
@@ -201,22 +219,28 @@ def _parse_data(raw: Any, base_dir: Path) -> DataSection:
     return dataclasses.replace(data, catalog=path)
 
 
-def _parse_flows(raw: Any) -> tuple[Any, Any, float]:
+def _parse_flows(raw: Any) -> tuple[Any, Any, float, int]:
     import dp_flows
 
     raw = dict(raw or {})
     clip = raw.pop("vanilla_weight_clip", 100.0)
     if isinstance(clip, bool) or not isinstance(clip, int | float) or not clip >= 1:
         raise _fail("flows", f"key 'vanilla_weight_clip' must be a number >= 1, got {clip!r}")
+    members = raw.pop("conditional_members", 1)
+    if isinstance(members, bool) or not isinstance(members, int) or not 1 <= members <= 64:
+        raise _fail(
+            "flows", f"key 'conditional_members' must be an integer in [1, 64], got {members!r}"
+        )
     for k in raw:
         if k not in ("spatial", "conditional"):
             raise _fail(
                 "flows",
-                f"unknown key {k!r} in [flows] (known: spatial, conditional, vanilla_weight_clip)",
+                f"unknown key {k!r} in [flows] (known: spatial, conditional, "
+                "conditional_members, vanilla_weight_clip)",
             )
     spatial = _package_config(dp_flows.FlowConfig, raw.get("spatial", {}), "flows.spatial")
     cond = _package_config(dp_flows.FlowConfig, raw.get("conditional", {}), "flows.conditional")
-    return spatial, cond, float(clip)
+    return spatial, cond, float(clip), members
 
 
 def _parse_cbe(raw: Any, methods: tuple[str, ...]) -> dict[str, Any]:
@@ -246,7 +270,7 @@ def config_from_dict(d: Mapping[str, Any], *, base_dir: Path | str = ".") -> Pip
         raise ConfigError("[data] and [mock] are exclusive: [data] catalog replaces the mock")
     data = _parse_data(d["data"], Path(base_dir)) if "data" in d else None
     mock = None if data is not None else _parse_mock(d.get("mock"), run.seed)
-    spatial, cond, clip = _parse_flows(d.get("flows"))
+    spatial, cond, clip, members = _parse_flows(d.get("flows"))
     grads = _own_section(GradientsSection, d.get("gradients"), "gradients")
     _positive("gradients", grads, "n", "batch_size")
     if not 0.0 <= grads.uniform_fraction <= 1.0:
@@ -262,7 +286,7 @@ def config_from_dict(d: Mapping[str, Any], *, base_dir: Path | str = ".") -> Pip
         raise _fail("gradients", "key 'oracle' needs the mock's truth: use [mock], not [data]")
     if data is not None and "vanilla" in run.methods:
         _check_catalog_has_weights(data.catalog)
-    return PipelineConfig(run, mock, data, spatial, cond, clip, grads, cbe, report)
+    return PipelineConfig(run, mock, data, spatial, cond, clip, grads, cbe, report, members)
 
 
 def _check_catalog_has_weights(path: Path) -> None:

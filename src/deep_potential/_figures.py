@@ -36,6 +36,17 @@ def _band(ax: Any, bins: Sequence[Mapping[str, Any]], color: str, label: str, lo
         ax.xaxis.set_minor_formatter(NullFormatter())
 
 
+def _sigma_band(
+    ax: Any, bins: Sequence[Mapping[str, Any]], sigma: Sequence[Mapping[str, Any]], color: str
+) -> None:
+    """Dashed median ± σ lines: σ is the per-bin median of the members' spread."""
+    mid = np.array([0.5 * (b["lo"] + b["hi"]) for b in bins])
+    med = np.array([b["median"] for b in bins])
+    sig = np.array([b["median"] for b in sigma])
+    ax.plot(mid, med + sig, "--", color=color, lw=1, label="ensemble ±1σ")
+    ax.plot(mid, med - sig, "--", color=color, lw=1)
+
+
 def _log_y(ax: Any) -> None:
     """Log y axis when the plotted curves have positive values (else a warning and no plot)."""
     ys = [np.asarray(line.get_ydata(), dtype=float) for line in ax.get_lines()]
@@ -71,6 +82,9 @@ def fig_residuals(
         c = COLORS[m]
         ax = axes[0, j]
         _band(ax, mm["dlnrho"]["by_r"], c, m, False)
+        if "band" in mm:  # the ensemble's error band: ±1σ of the members' own fits
+            _sigma_band(ax, mm["dlnrho"]["by_r"], mm["band"]["lnrho_sigma"]["by_r"], c)
+            ax.legend(fontsize=7)
         ax.set(title=m, xlabel="r [kpc]", ylabel=LABELS["dlnrho"] + f" (S>{s_cut:g})")
         _ref_lines(ax, True)
         ax = axes[1, j]

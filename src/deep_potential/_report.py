@@ -43,6 +43,7 @@ def make_report(
     gradient_files: Mapping[str, Path],
     model_dirs: Mapping[str, Path],
     timings: Mapping[str, float],
+    band_dirs: Mapping[str, Path] | None = None,
 ) -> dict[str, str]:
     """Evaluate every fitted potential (against the truth when the catalogue has it).
 
@@ -100,6 +101,10 @@ def make_report(
                     }
             mm["gradients"] = gm
         metrics["methods"][m] = mm
+    if band_dirs and "conditional" in metrics["methods"]:
+        metrics["methods"]["conditional"]["band"] = _band_metrics(
+            band_dirs, x, r, s_true, r_edges, s_edges if truth is not None else None
+        )
     files: dict[str, str] = {}
     stars = _stars(catalog)
     if truth is not None:
@@ -119,6 +124,38 @@ def make_report(
     write_report_md(out / "report.md", config, metrics, files)
     files["report"] = "report.md"
     return files
+
+
+def _band_metrics(
+    band_dirs: Mapping[str, Path],
+    x: np.ndarray,
+    r: np.ndarray,
+    s_true: np.ndarray | None,
+    r_edges: np.ndarray,
+    s_edges: np.ndarray | None,
+) -> dict[str, Any]:
+    """Error bands from the ensemble members' own conditional fits.
+
+    At every evaluation point: the members' standard deviation of ln ρ (``lnrho_sigma``) and
+    of the acceleration relative to the members' mean |a| (``acc_rel_sigma``), binned.
+    """
+    import dp_cbe
+
+    ln_rho, acc = [], []
+    for d in band_dirs.values():
+        model = dp_cbe.load_model(d)
+        ln_rho.append(M.safe_log(np.asarray(model.density(x), dtype=np.float64)))
+        acc.append(np.asarray(model.acceleration(x), dtype=np.float64))
+    ln_rho_k, acc_k = np.stack(ln_rho), np.stack(acc)
+    sig_rho = np.std(ln_rho_k, axis=0, ddof=1)
+    sig_acc = np.sqrt(np.sum(np.var(acc_k, axis=0, ddof=1), axis=1)) / np.linalg.norm(
+        acc_k.mean(axis=0), axis=1
+    )
+    return {
+        "members": list(band_dirs),
+        "lnrho_sigma": M.binned_both(sig_rho, r, s_true, r_edges, s_edges),
+        "acc_rel_sigma": M.binned_both(sig_acc, r, s_true, r_edges, s_edges),
+    }
 
 
 def _vdist_metrics(

@@ -120,7 +120,8 @@ def _run_locked(config: PipelineConfig, run_dir: Path, from_stage: str | None) -
     # -- flows ----------------------------------------------------------------------------
     flows: dict[str, UnitResult] = {}
     for name in config.flows_needed:
-        cfg = config.flow_conditional if name == "conditional" else config.flow_spatial
+        cond = name in config.conditional_flows
+        cfg = config.flow_conditional if cond else config.flow_spatial
         section = {"flow": section_dict(cfg), "seed": seed}
         if name == "spatial_weighted":
             section["vanilla_weight_clip"] = config.vanilla_weight_clip
@@ -140,7 +141,8 @@ def _run_locked(config: PipelineConfig, run_dir: Path, from_stage: str | None) -
     pots: dict[str, UnitResult] = {}
     r_max = _stages.catalog_r_max(config, catalog)
     for method in config.methods:
-        needed = ["conditional"] + ([s] if (s := _stages.SPATIAL_FLOW_OF[method]) else [])
+        needed = [*config.conditional_flows]
+        needed += [s] if (s := _stages.SPATIAL_FLOW_OF[method]) else []
         grads[method] = run_unit(
             f"gradients/{method}",
             run_dir / "gradients" / method,
@@ -160,6 +162,19 @@ def _run_locked(config: PipelineConfig, run_dir: Path, from_stage: str | None) -
             force=force["potentials"],
         )
         result.units.append(pots[method])
+    bands: dict[str, UnitResult] = {}
+    for name in config.band_fits:  # each ensemble member's own conditional fit
+        bands[name] = run_unit(
+            f"potentials/{name}",
+            run_dir / "potentials" / name,
+            {"cbe": section_dict(config.cbe["conditional"]), "seed": seed, "member": name},
+            {"gradients/conditional": grads["conditional"].fingerprint},
+            lambda d, n=name: _stages.fit_potential(
+                config, "conditional", grads["conditional"].path(n), d, seed_name=n
+            ),
+            force=force["potentials"],
+        )
+        result.units.append(bands[name])
 
     # -- report ---------------------------------------------------------------------------
     from ._report import make_report
@@ -167,6 +182,7 @@ def _run_locked(config: PipelineConfig, run_dir: Path, from_stage: str | None) -
     inputs = {"catalog": cat_key}
     inputs |= {f"flows/{n}": f.fingerprint for n, f in flows.items()}
     inputs |= {f"potentials/{m}": p.fingerprint for m, p in pots.items()}
+    inputs |= {f"potentials/{n}": b.fingerprint for n, b in bands.items()}
     inputs |= {f"gradients/{m}": g.fingerprint for m, g in grads.items()}
     rep = run_unit(
         "report",
@@ -180,6 +196,7 @@ def _run_locked(config: PipelineConfig, run_dir: Path, from_stage: str | None) -
             flow_dirs=flow_dirs,
             gradient_files={m: g.path("gradients") for m, g in grads.items()},
             model_dirs={m: p.path("model") for m, p in pots.items()},
+            band_dirs={n: b.path("model") for n, b in bands.items()},
             timings={u.name: u.wall_s for u in result.units},
         ),
         force=force["report"],

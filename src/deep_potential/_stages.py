@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -75,7 +76,7 @@ def fit_one_flow(config: PipelineConfig, name: str, catalog: Path, out: Path) ->
     x = np.asarray(stars["x"], dtype=np.float64)
     v = np.asarray(stars["v"], dtype=np.float64)
     seed = derive_seed(config.run.seed, f"flows/{name}")
-    if name == "conditional":
+    if name in config.conditional_flows:
         kw: dict[str, Any] = {"condition": x}
         data, cfg = v, config.flow_conditional
     else:
@@ -96,7 +97,7 @@ def draw_gradients(
     import dp_mock
 
     g = config.gradients
-    conditional = dp_flows.load_flow(flow_dirs["conditional"])
+    members = [dp_flows.load_flow(flow_dirs[n]) for n in config.conditional_flows]
     spatial_name = SPATIAL_FLOW_OF[method]
     spatial = dp_flows.load_flow(flow_dirs[spatial_name]) if spatial_name else None
     positions = None
@@ -104,7 +105,7 @@ def draw_gradients(
         positions = np.asarray(dp_mock.read_catalog(catalog)["x"], dtype=np.float64)
     grads = dp_flows.make_gradients(
         method,
-        conditional=conditional,
+        conditional=members if len(members) > 1 else members[0],
         spatial=spatial,
         n=g.n,
         seed=derive_seed(config.run.seed, f"gradients/{method}"),
@@ -114,10 +115,16 @@ def draw_gradients(
         batch_size=g.batch_size,
         progress=True,
     )
+    outputs = {"gradients": "gradients.h5"}
     if g.oracle:
         grads = oracle_gradients(grads, dp_mock.load_truth(catalog))
+    elif method == "conditional" and config.band_fits:
+        # Each member's own gradients at the same points: their fits give the error band.
+        for k, name in enumerate(config.band_fits):
+            dp_flows.write_gradients(out / f"{name}.h5", **dp_flows.member_gradients(grads, k))
+            outputs[name] = f"{name}.h5"
     dp_flows.write_gradients(out / "gradients.h5", **grads)
-    return {"gradients": "gradients.h5"}
+    return outputs
 
 
 def oracle_gradients(grads: Mapping[str, Any], truth: Any, h: float = 1e-3) -> dict[str, Any]:
@@ -157,19 +164,36 @@ def oracle_gradients(grads: Mapping[str, Any], truth: Any, h: float = 1e-3) -> d
 
 
 def fit_potential(
-    config: PipelineConfig, method: str, gradients: Path, out: Path
+    config: PipelineConfig,
+    method: str,
+    gradients: Path,
+    out: Path,
+    *,
+    seed_name: str | None = None,
 ) -> dict[str, str]:
-    """Fit the CBE potential of ``method`` to a gradient set and save it to out/model."""
+    """Fit the CBE potential of ``method`` to a gradient set and save it to out/model.
+
+    ``seed_name`` names the unit whose seed the fit uses (default: the method).
+    """
     import dp_cbe
 
     gs = dp_cbe.read_gradients(gradients)
-    sol = dp_cbe.fit(
-        gs,
-        method,
-        config=config.cbe[method],
-        seed=derive_seed(config.run.seed, f"potentials/{method}"),
-        out_dir=out / "work",
-        progress=True,
-    )
+    # A fit that hits its step ceiling unconverged warns; the run records it (the model's
+    # history says converged = false, and the report flags it) instead of failing.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", dp_cbe.ConvergenceWarning)
+        sol = dp_cbe.fit(
+            gs,
+            method,
+            config=config.cbe[method],
+            seed=derive_seed(config.run.seed, f"potentials/{seed_name or method}"),
+            out_dir=out / "work",
+            progress=True,
+        )
+    for w in caught:
+        if issubclass(w.category, dp_cbe.ConvergenceWarning):
+            logger.warning("%s", w.message)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     sol.save(out / "model")
     return {"model": "model"}

@@ -51,6 +51,8 @@ class FlowConfig:
             ``"cholesky"`` (mean and full covariance factor L(c)); the flow then models
             u = L(c)⁻¹(z − μ(c)) given c, with the exact change of variables.
         whiten_width, whiten_depth: the whitening network (a SiLU MLP of the condition).
+        whiten_degree: if > 0, the whitening uses polynomials of the condition of this
+            degree instead of the MLP.
         whiten_steps: AdamW steps of its Gaussian-likelihood fit.
         cond_jitter: standard deviation (in standardised units of the condition) of Gaussian
             noise added to the condition in training (0 = none): smooths the flow's learned
@@ -85,9 +87,10 @@ class FlowConfig:
     fixed_steps: int = 0
     fixed_solver: str = "rk4"
     whiten: str = "none"
-    whiten_width: int = 32
-    whiten_depth: int = 2
-    whiten_steps: int = 2000
+    whiten_width: int = 16
+    whiten_depth: int = 1
+    whiten_degree: int = 0
+    whiten_steps: int = 3000
     cond_jitter: float = 0.0
     cond_penalty: float = 0.0
     eval_every: int = 1
@@ -103,7 +106,8 @@ class FlowConfig:
             raise ValueError(
                 f"FlowConfig.time_embedding_dim must be even and >= 2, got {self.time_embedding_dim}"
             )
-        for name in ("sh_lmax", "fixed_steps", "warmup_steps", "weight_decay", "grad_clip"):
+        for name in ("sh_lmax", "fixed_steps", "warmup_steps", "weight_decay", "grad_clip",
+                     "whiten_degree"):  # fmt: skip
             if getattr(self, name) < 0:
                 raise ValueError(f"FlowConfig.{name} must be >= 0, got {getattr(self, name)}")
         for name in ("learning_rate", "rtol", "atol", "weight_clip"):

@@ -190,7 +190,8 @@ def fit_flow(
         # Deterministic from the seed, so a resumed run refits the identical whitener.
         whitener, whiten_stats = fit_affine(
             z, cz, w, train_idx, val_idx, mode=config.whiten, width=config.whiten_width,
-            depth=config.whiten_depth, n_steps=config.whiten_steps, seed=seed,
+            depth=config.whiten_depth, degree=config.whiten_degree,
+            n_steps=config.whiten_steps, seed=seed,
             dtype=config.dtype,
         )  # fmt: skip
         z = np.asarray(whiten(whitener, jnp.asarray(z, dt), jnp.asarray(cz, dt))[0], np.float64)
