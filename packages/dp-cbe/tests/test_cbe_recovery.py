@@ -11,7 +11,11 @@ import pytest
 # pointwise regression of ∇Φ; the selection and conditional variants must also separate ∇Φ from
 # ∇ln S / ∇ln n through the |v|-dependence of ∇_v ln f (the 4th-moment information of the
 # paper's Appendix C), so they get more samples and steps.
-FAST = dict(phi_width=64, batch_size=512, learning_rate=5e-3, eval_every=100)
+# These budgets are fixed-step recipes (absolute residual, cosine decay, no stopping rule):
+# they stop at n_steps by design, so their ConvergenceWarning is expected.
+FAST = dict(phi_width=64, batch_size=512, learning_rate=5e-3, eval_every=100,
+            weighting="none", radial_balance=0.0, log_r=False, schedule="cosine",
+            early_stop=False)  # fmt: skip
 CASES = {
     "vanilla": (2**15, dict(FAST, n_steps=300)),
     "selection": (2**15, dict(FAST, n_steps=1200)),
@@ -37,6 +41,7 @@ def _errors(sol: dp_cbe.PotentialSolution, method: str) -> dict[str, float]:
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::dp_cbe.ConvergenceWarning")
 @pytest.mark.parametrize("method", list(CASES))
 def test_recovers_plummer(method: str) -> None:
     n, overrides = CASES[method]
@@ -52,3 +57,28 @@ def test_recovers_plummer(method: str) -> None:
     assert err["ln_rho"] < 0.03, err
     if method != "vanilla":
         assert err["ln_aux"] < 0.03, err
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::dp_cbe.ConvergenceWarning")
+def test_default_config_recovers_cuspy_hernquist_outskirts() -> None:
+    """`FitConfig()` on a cuspy sphere (ρ falls ~10³ across the volume), every radial bin.
+
+    Measured (2^16 samples, seed 0, 2-core CPU, 338 s): |median Δln ρ| ≤ 0.009 inside
+    0.8 r_max and +0.053 in 0.8–1.0 r_max; median |Δa|/|a| ≤ 1.1 %. The fit reaches the
+    6,000-step ceiling (probe change 0.017 > probe_tol), hence the ignored ConvergenceWarning.
+    Thresholds: 2× the measured errors (0.02 inside, 0.1 in the outer bin, 2 % in |Δa|/|a|).
+    """
+    import _cbe_hernquist as hernquist
+
+    gs = dp_cbe.GradientSet(**hernquist.gradients(1, 2**16))
+    sol = dp_cbe.fit(gs, "conditional", seed=0, progress=False)
+    x = hernquist.sample_positions(12345, 2**14)
+    r = np.linalg.norm(x, axis=1) / hernquist.R_MAX
+    d_rho = np.log(sol.density(x)) - np.log(hernquist.density(x))
+    a_true = -hernquist.grad_potential(x)
+    d_acc = np.linalg.norm(sol.acceleration(x) - a_true, axis=1) / np.linalg.norm(a_true, axis=1)
+    for lo in (0.0, 0.2, 0.4, 0.6, 0.8):
+        m = (r >= lo) & (r < lo + 0.2)
+        assert abs(np.median(d_rho[m])) < (0.1 if lo == 0.8 else 0.02), (lo, np.median(d_rho[m]))
+        assert np.median(d_acc[m]) < 0.02, (lo, np.median(d_acc[m]))
