@@ -43,7 +43,9 @@ def test_ot_pairing_gives_straighter_paths():
     data = centres[rng.integers(0, 4, 8192)] + 0.4 * rng.standard_normal((8192, 2))
     steps = {}
     for ot in (True, False):
-        cfg = dp_flows.FlowConfig(n_epochs=12, ot=ot, rtol=1e-5, atol=1e-6, **TINY)
+        cfg = dp_flows.FlowConfig(
+            n_epochs=12, ot=ot, rtol=1e-5, atol=1e-6, fixed_steps=0, ema_decay=0.0, **TINY
+        )
         flow = dp_flows.fit_flow(data, config=cfg, seed=0, progress=False)
         steps[ot] = sample_steps(jax.random.key(1), flow, 2048).mean()
     print("mean adaptive steps OT / independent:", steps)

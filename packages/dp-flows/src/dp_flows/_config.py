@@ -31,7 +31,8 @@ class FlowConfig:
         warmup_steps: linear warm-up steps.
         weight_decay: AdamW decoupled weight decay.
         grad_clip: global gradient-norm clip (0 = none).
-        ema_decay: exponential moving average of the weights (0 = off); validation, model
+        ema_decay: exponential moving average of the weights (0 = off; default 0.999, which
+            measured ~10 % better velocity gradients on the demo mock); validation, model
             selection and the returned flow use the averaged weights. The effective decay
             ramps up as ``min(ema_decay, (1 + step) / (10 + step))``.
         val_fraction: fraction of the stars held out for validation / model selection.
@@ -42,14 +43,18 @@ class FlowConfig:
         weight_clip: per-star weights are clipped at this value before normalisation.
         rtol, atol: adaptive Tsit5 tolerances used by ``log_prob``/``sample``.
         max_steps: step limit of one ODE solve (exceeding it is an error).
-        fixed_steps: if > 0, use a fixed-step solve of the whole batch with this many steps
-            instead (much faster: 4 RK4 steps match the adaptive solve on the Plummer
-            benchmark, see ``benchmarks/results/flows.md``).
+        fixed_steps: if > 0 (default 4), use a fixed-step solve of the whole batch with this
+            many steps; 0 selects the adaptive Tsit5 solve (4 RK4 steps match the adaptive
+            solve's gradient accuracy on the demo mock at ~20–40x its speed, see
+            ``benchmarks/results/flows.md``).
         fixed_solver: the fixed-step method: ``"rk4"``, ``"midpoint"`` or ``"euler"``.
         whiten: conditional whitening of a conditional flow (`dp_flows._whiten`):
             ``"none"``, ``"scalar"`` (mean μ(c) and dispersion σ(c)), ``"diagonal"`` or
             ``"cholesky"`` (mean and full covariance factor L(c)); the flow then models
-            u = L(c)⁻¹(z − μ(c)) given c, with the exact change of variables.
+            u = L(c)⁻¹(z − μ(c)) given c, with the exact change of variables. ``"auto"``
+            (default): ``"cholesky"`` for conditional flows, ``"none"`` otherwise. Measured on
+            the demo mock (96 epochs, conditional fit): median Δln ρ −0.51…−0.09 without,
+            −0.13…+0.07 with Cholesky whitening (``benchmarks/results/flows.md``).
         whiten_width, whiten_depth: the whitening network (a SiLU MLP of the condition).
         whiten_degree: if > 0, the whitening uses polynomials of the condition of this
             degree instead of the MLP.
@@ -75,7 +80,7 @@ class FlowConfig:
     warmup_steps: int = 100
     weight_decay: float = 1e-4
     grad_clip: float = 1.0
-    ema_decay: float = 0.0
+    ema_decay: float = 0.999
     val_fraction: float = 0.25
     ot: bool | None = None
     ot_block: int = 256
@@ -84,9 +89,9 @@ class FlowConfig:
     rtol: float = 1e-4
     atol: float = 1e-5
     max_steps: int = 4096
-    fixed_steps: int = 0
+    fixed_steps: int = 4
     fixed_solver: str = "rk4"
-    whiten: str = "none"
+    whiten: str = "auto"
     whiten_width: int = 16
     whiten_depth: int = 1
     whiten_degree: int = 0
@@ -127,9 +132,9 @@ class FlowConfig:
                 "FlowConfig.fixed_solver must be 'rk4', 'midpoint' or 'euler', "
                 f"got {self.fixed_solver!r}"
             )
-        if self.whiten not in ("none", "scalar", "diagonal", "cholesky"):
+        if self.whiten not in ("auto", "none", "scalar", "diagonal", "cholesky"):
             raise ValueError(
-                "FlowConfig.whiten must be 'none', 'scalar', 'diagonal' or 'cholesky', "
+                "FlowConfig.whiten must be 'auto', 'none', 'scalar', 'diagonal' or 'cholesky', "
                 f"got {self.whiten!r}"
             )
         for name in ("whiten_width", "whiten_depth", "whiten_steps"):

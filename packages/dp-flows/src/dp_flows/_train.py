@@ -184,12 +184,15 @@ def fit_flow(
 
     dt = np.dtype(config.dtype)
     whitener, whiten_stats = None, None
-    if config.whiten != "none":
+    whiten_mode = config.whiten
+    if whiten_mode == "auto":
+        whiten_mode = "cholesky" if cz is not None else "none"
+    if whiten_mode != "none":
         if cz is None:
             raise ValueError("FlowConfig.whiten needs a conditional flow (pass condition=...)")
         # Deterministic from the seed, so a resumed run refits the identical whitener.
         whitener, whiten_stats = fit_affine(
-            z, cz, w, train_idx, val_idx, mode=config.whiten, width=config.whiten_width,
+            z, cz, w, train_idx, val_idx, mode=whiten_mode, width=config.whiten_width,
             depth=config.whiten_depth, degree=config.whiten_degree,
             n_steps=config.whiten_steps, seed=seed,
             dtype=config.dtype,
