@@ -45,3 +45,26 @@ def test_a_v_independent_error_is_absorbed_a_v_dependent_one_is_not():
     assert a["grad_x_vdep_rel"] < 1e-10 and a["grad_x_mean_rel"] > 0.05
     assert a["local_acc_rel"] < 1e-8  # the fit puts the shift into ∇ln n
     assert b["grad_x_vdep_rel"] > 0.05 and b["local_acc_rel"] > 0.01
+
+
+def test_ensemble_bias_and_spread_separate_a_shared_error_from_member_noise():
+    truth = _truth()
+    x = np.random.default_rng(2).uniform(-4, 4, (500, 3))
+
+    def member(k: int):
+        def fn(xx, vv):  # a bias shared by all members plus member-specific noise
+            gx, gv = truth.grad_log_p_v_given_x(xx, vv)
+            noise = np.random.default_rng(k).standard_normal(gx.shape) * 1e-3
+            return gx + 2e-6 * vv + noise, gv
+
+        return fn
+
+    from deep_potential._diagnostics import ensemble_bias_variance
+
+    one = ensemble_bias_variance([member(0), member(0)], truth, x, n_pos=16, n_vel=16)
+    many = ensemble_bias_variance([member(k) for k in range(4)], truth, x, n_pos=16, n_vel=16)
+    # Identical members: no spread, all of the error is bias.
+    assert one["median"]["spread_rel"] == 0.0 and one["median"]["bias_vdep_rel"] > 0.0
+    # Independent member noise shows up as spread; the shared 2e-6 v tilt stays in the bias.
+    assert many["median"]["spread_rel"] > 0.0
+    assert many["median"]["bias_vdep_rel"] > 0.5 * one["median"]["bias_vdep_rel"]

@@ -13,7 +13,7 @@ import numpy as np
 from . import _figures as F
 from . import _metrics as M
 from ._config import PipelineConfig
-from ._diagnostics import gradient_diagnostics
+from ._diagnostics import ensemble_bias_variance, gradient_diagnostics
 from ._manifest import write_json_atomic
 from ._markdown import write_report_md
 from ._stages import catalog_r_max, derive_seed, has_truth
@@ -111,6 +111,9 @@ def make_report(
         metrics["p_v_given_x"] = _vdist_metrics(
             flow_dirs["conditional"], stars, truth, rng, rep.n_logp, s_edges
         )
+        members = [d for n, d in flow_dirs.items() if n.startswith("conditional")]
+        if len(members) > 1:
+            metrics["p_v_given_x"]["ensemble"] = _ensemble_metrics(members, stars, truth, rng)
         dustfree = _is_dustfree(truth, x)
         metrics["dustfree"] = dustfree
         if dustfree and "conditional" in fields:
@@ -193,6 +196,23 @@ def _vdist_metrics(
         s_edges=[float(e) for e in s_edges],
     )  # fmt: skip
     return out
+
+
+def _ensemble_metrics(
+    member_dirs: list[Path], stars: Mapping[str, np.ndarray], truth: Any, rng: np.random.Generator
+) -> dict[str, Any]:
+    """Bias vs seed-to-seed spread of the p(v|x) ensemble's ∇ₓ ln p (see _diagnostics)."""
+    import dp_flows
+
+    def grad_fn(flow: Any) -> Any:
+        def fn(x: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            gv, gx = dp_flows.grad_log_prob(flow, v, condition=x, progress=False)
+            return gx, gv
+
+        return fn
+
+    fns = [grad_fn(dp_flows.load_flow(d)) for d in member_dirs]
+    return ensemble_bias_variance(fns, truth, stars["x"], seed=int(rng.integers(2**31)))
 
 
 def _is_dustfree(truth: Any, x: np.ndarray) -> bool:
