@@ -39,6 +39,22 @@ def _grad_ln_n(truth: Any, x: np.ndarray, h: float = 1e-4) -> np.ndarray:
     return out
 
 
+def _true_draws(
+    truth: Any, positions: np.ndarray, n_pos: int, n_vel: int, seed: list[int]
+) -> tuple[np.ndarray, ...]:
+    """n_pos of the positions, n_vel true velocities at each, and the true gradients there.
+
+    Returns (x (n_pos, 3), xs, vs (n_pos·n_vel, 3), ∇ₓ ln p, ∇ᵥ ln p at (xs, vs)).
+    """
+    rng = np.random.default_rng(seed)
+    positions = np.asarray(positions, np.float64)
+    x = positions[rng.choice(len(positions), n_pos, replace=len(positions) < n_pos)]
+    xs = np.repeat(x, n_vel, axis=0)
+    vs = truth.sample_velocities(int(rng.integers(2**31)), xs)
+    tx, tv = truth.grad_log_p_v_given_x(xs, vs)
+    return x, xs, vs, tx, tv
+
+
 def _binned(key: np.ndarray, edges: list[float], values: dict[str, np.ndarray]) -> list[dict]:
     rows = []
     for lo, hi in itertools.pairwise(edges):
@@ -106,12 +122,7 @@ def gradient_diagnostics(
         v-dependent part ``grad_x_vdep_rel``, ``grad_v_rel``, the local-fit acceleration error
         ``local_acc_rel`` (|g − ∇Φ| / |∇Φ|) and, with ``sample_fn``, velocity-moment ratios.
     """
-    rng = np.random.default_rng([int(seed), 0xD1A6])
-    positions = np.asarray(positions, np.float64)
-    x = positions[rng.choice(len(positions), n_pos, replace=len(positions) < n_pos)]
-    xs = np.repeat(x, n_vel, axis=0)
-    vs = truth.sample_velocities(int(rng.integers(2**31)), xs)
-    tx, tv = truth.grad_log_p_v_given_x(xs, vs)
+    x, xs, vs, tx, tv = _true_draws(truth, positions, n_pos, n_vel, [int(seed), 0xD1A6])
     gx, gv = grad_fn(xs, vs)
     shape = (n_pos, n_vel, 3)
     e = (gx - tx).reshape(shape)
@@ -199,12 +210,7 @@ def ensemble_bias_variance(
     """
     if len(grad_fns) < 2:
         raise ValueError("bias vs variance needs at least two members")
-    rng = np.random.default_rng([int(seed), 0xB1A5])
-    positions = np.asarray(positions, np.float64)
-    x = positions[rng.choice(len(positions), n_pos, replace=len(positions) < n_pos)]
-    xs = np.repeat(x, n_vel, axis=0)
-    vs = truth.sample_velocities(int(rng.integers(2**31)), xs)
-    tx, _ = truth.grad_log_p_v_given_x(xs, vs)
+    _, xs, vs, tx, _ = _true_draws(truth, positions, n_pos, n_vel, [int(seed), 0xB1A5])
     errs = np.stack([fn(xs, vs)[0] - tx for fn in grad_fns]).reshape(-1, n_pos, n_vel, 3)
     rms = np.sqrt(np.mean(np.sum(tx.reshape(n_pos, n_vel, 3) ** 2, axis=2), axis=1))
 
