@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,22 @@ from ._systems import chunk_key
 from ._truth import Truth, star_chunk_seed
 
 _MAX_CHUNKS = 1_000_000
+_MIN_EXPECTED_FRACTION = 1e-5
+"""Refuse a mock whose expected fraction of observed stars is below this (hopeless yield)."""
+_DRAW_MARGIN = 20
+"""Stop with an error after drawing this many times the stars the expected fraction needs."""
+_N_PROBE = 2**14
+
+
+def expected_observed_fraction(truth: Truth) -> float:
+    """Cheap estimate of ∫ n S d³x: mean selection probability at 2¹⁴ tracer positions.
+
+    Its own fixed stream, so it never changes which stars a catalogue holds. Relative error
+    ~ 1 % where the fraction is not tiny; it is the probability, not a 0/1 draw, that is
+    averaged, so fractions far below 1/2¹⁴ still come out positive and ordered.
+    """
+    x, _ = truth.system.sample_positions(chunk_key(0xF4AC), _N_PROBE)
+    return float(np.mean(truth.selection(x)))
 
 
 def draw_chunk(truth: Truth, chunk: int, n: int) -> dict[str, np.ndarray]:
@@ -83,11 +100,20 @@ def generate_catalog(
     if seed is not None:
         config = config.replace(seed=int(seed))
     truth = Truth(config)
+    fraction = expected_observed_fraction(truth)
+    if not fraction >= _MIN_EXPECTED_FRACTION:
+        raise ValueError(
+            f"this mock observes essentially nothing: the expected fraction of drawn stars that "
+            f"pass the selection is {fraction:.2e} (need >= {_MIN_EXPECTED_FRACTION:g}); lower "
+            f"dust_mean ({config.dust_mean}) or raise m_max ({config.m_max})"
+        )
+    max_drawn = _DRAW_MARGIN * config.n_observed / fraction
+    max_chunks = min(_MAX_CHUNKS, max(2, math.ceil(max_drawn / config.chunk_size)))
     parts: list[dict[str, np.ndarray]] = []
     n_have = 0
     n_drawn = 0
     with tqdm(total=config.n_observed, disable=not progress, unit="star", desc="observed") as bar:
-        for chunk in range(_MAX_CHUNKS):
+        for chunk in range(max_chunks):
             part = draw_chunk(truth, chunk, config.chunk_size)
             need = config.n_observed - n_have
             if len(part["index"]) >= need:
@@ -101,7 +127,11 @@ def generate_catalog(
             if n_have == config.n_observed:
                 break
         else:
-            raise RuntimeError(f"only {n_have} stars observed after {_MAX_CHUNKS} chunks")
+            raise RuntimeError(
+                f"only {n_have} of {config.n_observed} stars observed after drawing {n_drawn} "
+                f"({max_chunks} chunks), {_DRAW_MARGIN}x the number the expected observed "
+                f"fraction {fraction:.2e} needs; the selection is harsher than estimated"
+            )
     stars = {k: np.concatenate([p[k] for p in parts]) for k in parts[0] if k != "index"}
     truth_attrs = {"config": json.dumps(config.to_dict()), "n_drawn": n_drawn}
     ln_dust = None if truth.dust is None else truth.dust.ln_dust

@@ -45,8 +45,12 @@ def plot_truth(catalog: str | Path, out: str | Path, *, resolution: int = 256) -
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    if resolution < 2:
+        raise ValueError(f"resolution must be >= 2 pixels per side, got {resolution}")
     truth = load_truth(catalog)
     n_stars = len(read_catalog(catalog)["x"])
+    if n_stars == 0:
+        raise ValueError(f"{catalog} holds no stars: nothing to plot")
     half = truth.dust.extent if truth.dust is not None else truth.r_max
     edges = np.linspace(-half, half, resolution + 1)
     centres = 0.5 * (edges[1:] + edges[:-1])
@@ -131,6 +135,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     plot.add_argument("--out", type=Path, required=True, help="image to write (e.g. fig.png)")
     plot.add_argument("--resolution", type=int, default=256)
     args = parser.parse_args(argv)
+    if args.command == "generate":
+        if args.n_observed is not None and args.n_observed < 1:
+            gen.error(f"--n-observed must be >= 1, got {args.n_observed}")
+        if args.seed is not None and args.seed < 0:
+            gen.error(f"--seed must be >= 0, got {args.seed}")
+        if args.out.is_dir():
+            gen.error(f"--out {args.out} is a folder; give the catalogue file (e.g. catalog.h5)")
+    else:
+        if args.resolution < 2:
+            plot.error(f"--resolution must be >= 2 pixels per side, got {args.resolution}")
+        if args.out.is_dir():
+            plot.error(f"--out {args.out} is a folder; give the image file (e.g. fig.png)")
+        if args.out.resolve() == args.catalog.resolve():
+            plot.error(f"--out {args.out} is the input catalogue; give another file")
     try:
         if args.command == "generate":
             return _generate(args)

@@ -20,6 +20,31 @@ _VECTORS = ("x", "v")
 _SCALARS = ("weight", "abs_mag", "app_mag", "extinction", "selection")
 
 
+def _umask() -> int:
+    """The process umask, read from /proc where possible (so it is never changed)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
+def _open_hdf5(path: str | Path) -> h5py.File:
+    """Open ``path`` read-only; a missing file, a folder or a non-HDF5 file is a one-line error."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist")
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder, expected an HDF5 file")
+    if not h5py.is_hdf5(path):
+        raise ValueError(f"{path} is not an HDF5 file")
+    return h5py.File(path, "r")
+
+
 def write_catalog(
     path: str | Path,
     stars: dict[str, np.ndarray],
@@ -39,6 +64,8 @@ def write_catalog(
         dust_extent: half-width of the dust box (kpc).
     """
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; give the catalogue file to write (e.g. catalog.h5)")
     stars = {k: np.asarray(a, dtype=np.float64) for k, a in stars.items()}
     _check_stars(stars, f"{path} (before writing)")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -61,6 +88,7 @@ def write_catalog(
                     ds = tg.create_dataset("ln_dust", data=np.asarray(ln_dust, dtype=np.float64))
                     ds.attrs["dust_extent"] = float(dust_extent or 0.0)
                     ds.attrs["units"] = "ln(mag/kpc); node (i,j,k) at -extent + (i,j,k)*2*extent/G"
+        os.chmod(tmp, 0o666 & ~_umask())  # the mode open() would give, not mkstemp's 0600
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -94,7 +122,7 @@ def read_catalog(path: str | Path) -> dict[str, np.ndarray]:
             number of bad rows).
     """
     out: dict[str, np.ndarray] = {}
-    with h5py.File(path, "r") as f:
+    with _open_hdf5(path) as f:
         schema = f.attrs.get("schema")
         if schema != SCHEMA:
             raise ValueError(f"{path}: schema attr is {schema!r}, expected {SCHEMA!r}")
@@ -113,7 +141,7 @@ def load_truth(path: str | Path) -> Truth:
         >>> truth = load_truth("catalog.h5")  # doctest: +SKIP
         >>> truth.selection(np.zeros((1, 3)))  # doctest: +SKIP
     """
-    with h5py.File(path, "r") as f:
+    with _open_hdf5(path) as f:
         if "truth" not in f or "config" not in f["truth"].attrs:
             raise KeyError(f"{path}: no /truth group with a 'config' attribute (not a mock?)")
         config = MockConfig.from_dict(json.loads(f["truth"].attrs["config"]))
