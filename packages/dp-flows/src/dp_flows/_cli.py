@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -100,12 +102,37 @@ def _gradients(args: argparse.Namespace) -> None:
     print(f"{args.n} gradients of ln {d['density']} written to {args.out}")
 
 
+def _check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse impossible values and misplaced outputs with one-line usage errors."""
+    if args.seed < 0:
+        p.error(f"--seed must be >= 0, got {args.seed}")
+    out = Path(args.out)
+    if args.command == "fit":
+        if out.exists() and not out.is_dir():
+            p.error(f"--out {out} is an existing file; the flow is written to a folder")
+        return
+    if args.n < 1:
+        p.error(f"--n must be >= 1, got {args.n}")
+    if args.batch_size < 1:
+        p.error(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.r_max is not None and not (math.isfinite(args.r_max) and args.r_max > 0):
+        p.error(f"--r-max must be a finite number of kpc > 0, got {args.r_max}")
+    if not 0.0 <= args.uniform_fraction <= 1.0:
+        p.error(f"--uniform-fraction must be in [0, 1], got {args.uniform_fraction}")
+    if out.is_dir():
+        p.error(f"--out {out} is a folder; give the gradients file to write (e.g. gradients.h5)")
+    if args.catalog and out.resolve() == Path(args.catalog).resolve():
+        p.error(f"--out {out} is the input catalogue; give another file")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``dp-flows`` script; returns the exit status."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    _check_args(parser, args)
     try:
         {"fit": _fit, "gradients": _gradients}[args.command](args)
-    except (ValueError, KeyError, FileNotFoundError, RuntimeError) as err:
+    except (ValueError, KeyError, OSError, RuntimeError) as err:
         print(f"dp-flows {args.command}: error: {err}", file=sys.stderr)
         return 2
     return 0

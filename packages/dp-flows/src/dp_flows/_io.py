@@ -127,11 +127,15 @@ def read_catalog_arrays(
 
     Checks: the file exists, required datasets exist, every array has the same number of
     rows, points are (N, 3), and no row holds NaN/inf. Errors name the dataset and the count
-    of bad rows. Missing optional datasets are left out of the result.
+    of bad rows. A folder or a non-HDF5 file is a ValueError saying so. Missing optional datasets are left out of the result.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"catalogue {path} is a folder, expected an HDF5 file")
     if not path.is_file():
         raise FileNotFoundError(f"catalogue {path} does not exist")
+    if not h5py.is_hdf5(path):
+        raise ValueError(f"catalogue {path} is not an HDF5 file")
     out: dict[str, np.ndarray] = {}
     with h5py.File(path, "r") as f:
         for name in [*names, *optional]:
@@ -144,6 +148,8 @@ def read_catalog_arrays(
                 raise ValueError(f"{path}: dataset {name!r} must have shape (N, 3), got {a.shape}")
             if name.rsplit("/", 1)[-1] not in ("x", "v") and a.ndim != 1:
                 raise ValueError(f"{path}: dataset {name!r} must have shape (N,), got {a.shape}")
+            if len(a) == 0:
+                raise ValueError(f"{path}: dataset {name!r} has 0 rows (no stars)")
             bad = ~np.isfinite(a.reshape(len(a), -1)).all(axis=1)
             if bad.any():
                 raise ValueError(f"{path}: dataset {name!r} has {int(bad.sum())} rows with NaN/inf")

@@ -101,20 +101,37 @@ def _standardise(a: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, np.where(std > 0, std, 1.0)
 
 
+_MAX_ABS = 1e30
+"""Largest |value| accepted: its square (standardisation) stays finite in float64 and the
+standardised float32 training inputs stay representable."""
+
+
+def _check_rows(name: str, a: np.ndarray) -> None:
+    """Refuse NaN/inf rows and values float32 training cannot represent, naming the count."""
+    rows = a.reshape(len(a), -1)
+    bad = ~np.isfinite(rows).all(axis=1)
+    if bad.any():
+        raise ValueError(f"{name} has {int(bad.sum())} of {len(a)} rows with NaN/inf values")
+    huge = (np.abs(rows) > _MAX_ABS).any(axis=1)
+    if huge.any():
+        raise ValueError(
+            f"{name} has {int(huge.sum())} of {len(a)} rows with |value| > {_MAX_ABS:g}, beyond "
+            "what float32 training can represent; drop them or rescale the units"
+        )
+
+
 def _validate_inputs(data, condition, weights):
     data = np.asarray(data, dtype=np.float64)
     if data.ndim != 2:
         raise ValueError(f"data must have shape (N, d), got {data.shape}")
-    bad = ~np.isfinite(data).all(axis=1)
-    if bad.any():
-        raise ValueError(f"data has {int(bad.sum())} rows with NaN/inf values")
+    if len(data) == 0:
+        raise ValueError("data has 0 rows: nothing to fit")
+    _check_rows("data", data)
     if condition is not None:
         condition = np.asarray(condition, dtype=np.float64)
         if condition.ndim != 2 or len(condition) != len(data):
             raise ValueError(f"condition must have shape ({len(data)}, c), got {condition.shape}")
-        bad = ~np.isfinite(condition).all(axis=1)
-        if bad.any():
-            raise ValueError(f"condition has {int(bad.sum())} rows with NaN/inf values")
+        _check_rows("condition", condition)
     if weights is not None:
         weights = np.asarray(weights, dtype=np.float64)
         if weights.shape != (len(data),):
