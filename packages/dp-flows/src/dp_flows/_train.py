@@ -111,7 +111,7 @@ def _check_rows(name: str, a: np.ndarray) -> None:
     rows = a.reshape(len(a), -1)
     bad = ~np.isfinite(rows).all(axis=1)
     if bad.any():
-        raise ValueError(f"{name} has {int(bad.sum())} of {len(a)} rows with NaN/inf values")
+        raise ValueError(f"{name} has {int(bad.sum())} rows with NaN/inf values (of {len(a)})")
     huge = (np.abs(rows) > _MAX_ABS).any(axis=1)
     if huge.any():
         raise ValueError(
