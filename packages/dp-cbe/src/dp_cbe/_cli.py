@@ -12,7 +12,7 @@ import h5py
 import numpy as np
 
 from ._config import FitConfig
-from ._io import atomic_write, read_gradients
+from ._io import atomic_write, check_hdf5, read_gradients
 from ._losses import METHODS
 from ._solution import load_model
 from ._stopping import ConvergenceWarning
@@ -43,23 +43,61 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+_F32_MAX = float(np.finfo(np.float32).max)
+_EDGE_MARGIN = 1.05
+"""A point is outside the training volume beyond this many times the training positions' reach:
+the sampled edge of the data falls short of the true edge by sampling noise, not a real gap."""
+
+
 def _read_points(path: Path) -> np.ndarray:
     if not path.exists():
         raise FileNotFoundError(f"points file not found: {path}")
+    check_hdf5(path)
     with h5py.File(path, "r") as fh:
         if "x" not in fh:
             raise KeyError(f"{path}: missing dataset /x (n, 3) in kpc")
         x = np.asarray(fh["x"][()], np.float64)
     if x.ndim != 2 or x.shape[1] != 3:
         raise ValueError(f"{path}: /x must have shape (n, 3), got {x.shape}")
+    if len(x) == 0:
+        raise ValueError(f"{path}: /x has 0 rows (no points to evaluate)")
     bad = int((~np.isfinite(x).all(axis=1)).sum())
     if bad:
-        raise ValueError(f"{path}: /x has {bad} rows with NaN/inf")
+        raise ValueError(f"{path}: /x has {bad} of {len(x)} rows with NaN/inf")
+    huge = int((np.abs(x) > _F32_MAX).any(axis=1).sum())
+    if huge:
+        raise ValueError(
+            f"{path}: /x has {huge} of {len(x)} rows beyond float32 range (|x| > {_F32_MAX:.3g} "
+            "kpc); the model evaluates in float32"
+        )
     return x
 
 
+def training_half_width(hyperparameters: dict) -> float | None:
+    """The largest |coordinate| (kpc) of the training positions, from the model's stored
+    Fourier period (4× that value); None if the hyperparameters do not hold it."""
+    period = (hyperparameters.get("phi") or {}).get("period")
+    return None if period is None else float(period) / 4.0
+
+
 def evaluate(model_dir: Path, points: Path, out: Path) -> Path:
-    """Write /x, /potential, /acceleration, /density and /ln_n or /ln_selection to ``out``."""
+    """Write /x, /potential, /acceleration, /density and /ln_n or /ln_selection to ``out``.
+
+    Points more than 5 % farther from the origin than the training positions reach (radius >
+    1.05 × the largest |coordinate| of any training position, root attribute
+    ``training_half_width``, kpc) are extrapolation: their number is the root attribute ``n_outside_training_volume``, a warning
+    line goes to stderr, and the boolean dataset ``/outside_training_volume`` (n,) marks them
+    (written only when there is at least one).
+
+    Raises:
+        ValueError: ``out`` is the points file or a folder; points are NaN/inf or beyond
+            float32 range; or the model gives NaN/inf at some points (nothing is written).
+    """
+    if out.is_dir():
+        raise ValueError(f"--out {out} is a folder; give the HDF5 file to write")
+    if out.resolve() == points.resolve() or (out.exists() and points.exists()
+                                              and out.samefile(points)):  # fmt: skip
+        raise ValueError(f"--out {out} is the points file; give another file (it would be lost)")
     sol = load_model(model_dir)
     x = _read_points(points)
     data = {
@@ -72,14 +110,37 @@ def evaluate(model_dir: Path, points: Path, out: Path) -> Path:
         data["ln_n"] = sol.ln_n(x)
     if sol.method == "selection":
         data["ln_selection"] = sol.ln_selection(x)
+    bad = np.zeros(len(x), bool)
+    for v in data.values():
+        bad |= ~np.isfinite(np.asarray(v)).reshape(len(x), -1).all(axis=1)
+    if bad.any():
+        raise ValueError(
+            f"the model gives NaN/inf at {int(bad.sum())} of {len(x)} points (largest |x| there: "
+            f"{np.abs(x[bad]).max():.3g} kpc; float32 evaluation overflows far outside the "
+            f"training volume); nothing written to {out}"
+        )
+    half = training_half_width(sol.hyperparameters)
+    outside = (
+        np.zeros(len(x), bool) if half is None else np.linalg.norm(x, axis=1) > _EDGE_MARGIN * half
+    )
+    n_out = int(outside.sum())
+    if n_out:
+        print(f"dp-cbe: WARNING: {n_out} of {len(x)} points lie outside the training volume "
+              f"(radius > {_EDGE_MARGIN * half:.4g} kpc): extrapolation, flagged in /outside_training_volume",
+              file=sys.stderr)  # fmt: skip
 
     def write(tmp: Path) -> None:
         with h5py.File(tmp, "w") as fh:
             fh.attrs["schema"] = EVAL_SCHEMA
             fh.attrs["units"] = EVAL_UNITS
             fh.attrs["method"] = sol.method
+            fh.attrs["n_outside_training_volume"] = n_out
+            if half is not None:
+                fh.attrs["training_half_width"] = half
             for k, v in data.items():
                 fh.create_dataset(k, data=v)
+            if n_out:
+                fh.create_dataset("outside_training_volume", data=outside)
 
     atomic_write(out, write)
     return out
@@ -87,7 +148,13 @@ def evaluate(model_dir: Path, points: Path, out: Path) -> Path:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``dp-cbe`` script; returns the exit status."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "fit":
+        if args.seed < 0:
+            parser.error(f"--seed must be >= 0, got {args.seed}")
+        if args.out.exists() and not args.out.is_dir():
+            parser.error(f"--out {args.out} is an existing file; the model is written to a folder")
     try:
         if args.command == "fit":
             config = FitConfig.from_toml(args.config) if args.config else FitConfig()
@@ -109,7 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             evaluate(args.model, args.points, args.out)
             print(f"dp-cbe: evaluation written to {args.out}")
-    except (FileNotFoundError, KeyError, ValueError, FloatingPointError) as err:
+    except (OSError, KeyError, ValueError, FloatingPointError) as err:
         print(f"dp-cbe: error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -16,6 +16,9 @@ SCHEMA = "dp-gradients/1"
 UNITS = "x: kpc; v: km/s; dlnf_dx: 1/kpc; dlnf_dv: 1/(km/s)"
 DENSITIES: tuple[str, ...] = ("f", "f_obs", "p_v_given_x")
 _VECTORS = ("x", "v", "dlnf_dx", "dlnf_dv")
+MAX_ABS = 1e18
+"""Largest |value| in a gradient set: training squares positions, velocities and gradients in
+float32, whose largest finite square root is ~1.8e19."""
 
 
 def _check_array(name: str, a: object, n: int | None, ncol: int | None) -> np.ndarray:
@@ -25,12 +28,20 @@ def _check_array(name: str, a: object, n: int | None, ncol: int | None) -> np.nd
         raise ValueError(f"gradients: dataset {name!r} must have shape {want}, got {arr.shape}")
     if n is not None and arr.shape[0] != n:
         raise ValueError(f"gradients: dataset {name!r} has {arr.shape[0]} rows, /x has {n}")
-    bad = ~np.isfinite(arr).reshape(arr.shape[0], -1).all(axis=1)
+    per_row = tuple(range(1, arr.ndim))
+    bad = ~np.isfinite(arr).all(axis=per_row)
     if bad.any():
         raise ValueError(
             f"gradients: dataset {name!r} has {int(bad.sum())} of {arr.shape[0]} rows with "
             "NaN/inf values; drop those samples (e.g. points outside the density model's "
             "support) before fitting"
+        )
+    huge = (np.abs(arr) > MAX_ABS).any(axis=per_row)
+    if huge.any():
+        raise ValueError(
+            f"gradients: dataset {name!r} has {int(huge.sum())} of {arr.shape[0]} rows with "
+            f"|value| > {MAX_ABS:g}, whose squares overflow float32 training; drop those "
+            "samples or rescale the units"
         )
     return arr
 
@@ -81,11 +92,13 @@ def read_gradients(path: str | Path) -> GradientSet:
     Raises:
         FileNotFoundError: no such file.
         KeyError: a required dataset or the ``density`` attribute is missing (named).
-        ValueError: wrong schema, shapes, or non-finite rows (dataset and row count named).
+        ValueError: not an HDF5 file, wrong schema, shapes, non-finite rows or values beyond
+            ``MAX_ABS`` (dataset and row count named).
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"gradients file not found: {path}")
+    check_hdf5(path)
     with h5py.File(path, "r") as fh:
         schema = fh.attrs.get("schema")
         if isinstance(schema, bytes):
@@ -122,13 +135,39 @@ def write_gradients(path: str | Path, gradient_set: GradientSet) -> Path:
     return path
 
 
+def check_hdf5(path: Path) -> None:
+    """Raise ValueError (one line) unless ``path`` is an HDF5 file (not a folder, not text)."""
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder, expected an HDF5 file")
+    if not h5py.is_hdf5(path):
+        raise ValueError(f"{path} is not an HDF5 file")
+
+
+def _umask() -> int:
+    """The process umask, read from /proc where possible (so it is never changed)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp)`` on a temp file in path's folder, then ``os.replace`` it onto path."""
+    """Call ``write(tmp)`` on a temp file in path's folder, then ``os.replace`` it onto path.
+
+    The file gets the mode a plain ``open()`` would give it (``0o666 & ~umask``), not
+    ``mkstemp``'s 0600.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
