@@ -12,6 +12,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
+from ._frame import FRAMES
 from ._losses import LossSettings
 
 
@@ -63,6 +64,11 @@ class FitConfig:
         val_batches: at most this many validation batches per evaluation.
         checkpoint_every: steps between checkpoints in out_dir (a multiple of eval_every).
         n_devices: devices for data parallelism (None: all local devices).
+        frame: the frame in which the DF is taken to be stationary, relative to the data
+            frame (taken as inertial): ``none`` (the data frame), ``boost`` (a constant
+            velocity u₀), ``rotation`` (angular velocity Ω about the origin) or
+            ``boost+rotation`` (the rigid velocity field u₀ + Ω × x). The fitted parameters
+            start at 0, train with Φ and are reported by `PotentialSolution.frame`.
     """
 
     phi_width: int = 64
@@ -105,6 +111,7 @@ class FitConfig:
     val_batches: int = 8
     checkpoint_every: int = 500
     n_devices: int | None = None
+    frame: str = "none"
 
     def __post_init__(self) -> None:
         positive_int = (
@@ -120,7 +127,7 @@ class FitConfig:
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"FitConfig.{name} must be an integer ≥ 0, got {value!r}")
         for name, allowed in (("weighting", ("none", "scale")),
-                              ("schedule", ("plateau", "cosine"))):  # fmt: skip
+                              ("schedule", ("plateau", "cosine")), ("frame", FRAMES)):  # fmt: skip
             if getattr(self, name) not in allowed:
                 raise ValueError(
                     f"FitConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}"

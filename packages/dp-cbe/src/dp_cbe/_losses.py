@@ -4,6 +4,9 @@ r ≡ ∂ln f/∂t = ∇Φ·∇_v ln f − v·∇_x ln f          (vanilla; grad
 r = ∇Φ·∇_v ln f_obs − v·∇_x ln f_obs + v·∇ln S      (selection; gradients of ln f_obs)
 r = ∇Φ·∇_v ln p − v·(∇_x ln p + ∇ln n)              (conditional; gradients of ln p(v|x))
 
+With a learned frame (`FitConfig.frame`; see `_frame`) ∇Φ becomes ∇Φ + Ω × v and every v that
+multiplies a spatial gradient becomes w = v − u₀ − Ω × x.
+
 L = α⁻¹ asinh(α|r|/s) + λ β⁻¹ asinh(β max(−∇²Φ, 0)) [+ λ_S (ln S)²] [+ λ_nobs (ln n − ln n_obs)²],
 averaged over samples (or ln of that average), plus l2 · mean squared weights per network.
 s is a per-sample residual scale from the data alone (`residual_scales`; 1 when unweighted).
@@ -20,6 +23,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, Scalar
 
 from ._fields import ScalarField, grad_and_laplacian, weight_l2
+from ._frame import Frame, frame_vectors
 
 METHODS: tuple[str, ...] = ("vanilla", "selection", "conditional")
 DENSITY_OF_METHOD: dict[str, str] = {
@@ -56,11 +60,13 @@ class LossSettings(NamedTuple):
 
 
 class CBEModel(eqx.Module):
-    """The trainable fields of one variant: Φ and (ln S | ln n | nothing)."""
+    """The trainable fields of one variant: Φ and (ln S | ln n | nothing), and the optional
+    frame parameters (u₀, Ω) in which the DF is stationary (None: the data frame)."""
 
     phi: ScalarField
     aux: ScalarField | None
     method: str = eqx.field(static=True)
+    frame: Frame | None = None
 
 
 def residual(
@@ -70,15 +76,28 @@ def residual(
     dlnf_dv: Float[Array, 3],
     daux: Float[Array, 3] | None,
     method: str,
+    *,
+    x: Float[Array, 3] | None = None,
+    u0: Float[Array, 3] | None = None,
+    omega: Float[Array, 3] | None = None,
 ) -> Scalar:
-    """CBE residual r for one sample (internal units; see module docstring for the signs)."""
-    r = jnp.dot(dphi, dlnf_dv) - jnp.dot(v, dlnf_dx)
+    """CBE residual r for one sample (internal units; see module docstring for the signs).
+
+    With a frame boost ``u0`` and/or rotation ``omega`` (internal units; ``omega`` needs the
+    position ``x``) it is the residual of stationarity in that moving frame (`_frame`)."""
+    w = v if u0 is None else v - u0
+    acc = dphi
+    if omega is not None:
+        assert x is not None
+        w = w - jnp.cross(omega, x)
+        acc = acc + jnp.cross(omega, v)
+    r = jnp.dot(acc, dlnf_dv) - jnp.dot(w, dlnf_dx)
     if method == "selection":
         assert daux is not None
-        r = r + jnp.dot(v, daux)
+        r = r + jnp.dot(w, daux)
     elif method == "conditional":
         assert daux is not None
-        r = r - jnp.dot(v, daux)
+        r = r - jnp.dot(w, daux)
     return r
 
 
@@ -93,9 +112,10 @@ def sample_terms(
     dlnf_dv: Float[Array, 3],
     ln_n_obs: Scalar,
     scale: Scalar | float = 1.0,
+    frame: Frame | None = None,
 ) -> tuple[Scalar, Scalar, Scalar]:
     """Per-sample (CBE term, negative-density term, auxiliary-field term); the residual is
-    divided by ``scale`` (see `residual_scales`)."""
+    divided by ``scale`` (see `residual_scales`); ``frame``: the moving frame (None: data's)."""
     _, dphi, lap = grad_and_laplacian(phi, x)
     daux = None
     extra = jnp.zeros((), x.dtype)
@@ -107,7 +127,8 @@ def sample_terms(
             extra = settings.lam_s * a**2
         if method == "conditional" and settings.lam_nobs != 0.0:
             extra = settings.lam_nobs * (a - ln_n_obs) ** 2
-    r = residual(dphi, v, dlnf_dx, dlnf_dv, daux, method)
+    u0, omega = frame_vectors(frame)
+    r = residual(dphi, v, dlnf_dx, dlnf_dv, daux, method, x=x, u0=u0, omega=omega)
     cbe = jnp.arcsinh(settings.alpha * jnp.abs(r) / scale) / settings.alpha
     neg = settings.lam * jnp.arcsinh(settings.beta * jnp.maximum(-lap, 0.0)) / settings.beta
     return cbe, neg, extra
@@ -119,17 +140,19 @@ def data_loss(
     method: str,
     settings: LossSettings,
     batch: Batch,
+    frame: Frame | None = None,
 ) -> tuple[Scalar, Float[Array, 3]]:
     """⟨L⟩ over a batch (no weight penalty) and the means of its three terms.
 
     Works with any callables for Φ (internal potential) and the auxiliary field, so the
-    analytic truth can be plugged in: the loss of the truth is 0.
+    analytic truth can be plugged in: the loss of the truth is 0. ``frame``: the frame in
+    which the DF is stationary (`dp_cbe._frame.Frame`, internal units; None: the data frame).
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
 
     def one(x: Array, v: Array, dx: Array, dv: Array, nobs: Array, s: Array) -> Array:
-        return jnp.stack(sample_terms(phi, aux, method, settings, x, v, dx, dv, nobs, s))
+        return jnp.stack(sample_terms(phi, aux, method, settings, x, v, dx, dv, nobs, s, frame))
 
     scale = jnp.ones_like(batch.ln_n_obs) if batch.scale is None else batch.scale
     terms = jax.vmap(one)(batch.x, batch.v, batch.dlnf_dx, batch.dlnf_dv, batch.ln_n_obs, scale)
@@ -145,7 +168,7 @@ def model_loss(model: CBEModel, settings: LossSettings, batch: Batch) -> tuple[S
 
     Returns the objective and aux = [⟨L⟩, ⟨cbe⟩, ⟨neg⟩, ⟨extra⟩].
     """
-    mean_l, parts = data_loss(model.phi, model.aux, model.method, settings, batch)
+    mean_l, parts = data_loss(model.phi, model.aux, model.method, settings, batch, model.frame)
     obj = jnp.log(mean_l) if settings.log_loss else mean_l
     if settings.l2 != 0.0:
         obj = obj + settings.l2 * weight_l2(model.phi)

@@ -14,6 +14,7 @@ from jaxtyping import ArrayLike, Float
 from . import _adapters, _derived, _expansion
 from ._evaluate import BatchEvaluator, JaxPotential, JaxScalar
 from ._fields import ScalarField
+from ._frame import frame_physical, init_frame
 from ._io import atomic_write
 from ._losses import METHODS, CBEModel
 
@@ -28,7 +29,8 @@ def build_model(hyper: dict[str, Any], *, key: jax.Array | None = None) -> CBEMo
     aux = None
     if hyper["aux"] is not None:
         aux = ScalarField(**_field_kwargs(hyper["aux"]), key=k_aux)
-    return CBEModel(phi=phi, aux=aux, method=hyper["method"])
+    frame = init_frame(hyper.get("frame", "none"))
+    return CBEModel(phi=phi, aux=aux, method=hyper["method"], frame=frame)
 
 
 def _field_kwargs(h: dict[str, Any]) -> dict[str, Any]:
@@ -156,6 +158,14 @@ class PotentialSolution:
             )
         return self._evaluator("aux")("value", x)[0]
 
+    @property
+    def frame(self) -> dict[str, Any]:
+        """The fitted frame in which the DF is stationary (`FitConfig.frame`): ``kind``,
+        ``u0`` (3,) in km/s and ``omega`` (3,) in km/s/kpc, zeros where not fitted. The moving
+        frame's velocity field relative to the data frame is u(x) = u0 + omega × x."""
+        kind = self.hyperparameters.get("frame", "none")
+        return frame_physical(self.model.frame, kind)
+
     def save(self, directory: str | Path) -> Path:
         """Write ``model.eqx`` + ``hyperparameters.json`` (+ ``history.json``), atomically."""
         return save_model(self.model, self.hyperparameters, directory, history=self.history)
@@ -168,6 +178,10 @@ def save_model(
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     atomic_write(directory / "model.eqx", lambda p: eqx.tree_serialise_leaves(p, model))
+    if model.frame is not None:  # the fitted values, for reading (model.eqx holds them too)
+        fitted = frame_physical(model.frame, hyper.get("frame", "none"))
+        hyper = dict(hyper, fitted_frame={"u0_km_s": fitted["u0"].tolist(),
+                                          "omega_km_s_kpc": fitted["omega"].tolist()})  # fmt: skip
     text = json.dumps(hyper, indent=2, sort_keys=True)
     atomic_write(directory / "hyperparameters.json", lambda p: p.write_text(text))
     if history:

@@ -57,12 +57,15 @@ def _hyperparameters(method: str, cfg: FitConfig, x: np.ndarray, v: np.ndarray) 
         aux = dict(common, width=cfg.s_width, depth=cfg.s_depth, l_max=cfg.l_max, out_scale=1.0)
     elif method == "conditional":
         aux = dict(common, width=cfg.n_width, depth=cfg.n_depth, l_max=cfg.n_l_max, out_scale=1.0)
-    return {"schema": MODEL_SCHEMA, "method": method, "phi": phi, "aux": aux,
+    return {"schema": MODEL_SCHEMA, "method": method, "phi": phi, "aux": aux, "frame": cfg.frame,
             "units": "internal: kpc, 100 km/s, G=1", "config": cfg.to_dict()}  # fmt: skip
 
 
 def _fingerprint(method: str, cfg: FitConfig, seed: int, gs: GradientSet) -> str:
-    h = hashlib.sha256(json.dumps([method, cfg.to_dict(), seed, len(gs)]).encode())
+    d = cfg.to_dict()
+    if d["frame"] == "none":  # so that checkpoints written before the option still resume
+        del d["frame"]
+    h = hashlib.sha256(json.dumps([method, d, seed, len(gs)]).encode())
     for a in (gs.x, gs.v, gs.dlnf_dx, gs.dlnf_dv):
         h.update(np.ascontiguousarray(a[:: max(1, len(a) // 997)]).tobytes())
     return h.hexdigest()[:16]
@@ -238,7 +241,7 @@ def _fit(
 
         def one(batch: Batch) -> jax.Array:
             batch = jax.lax.with_sharding_constraint(batch, shard)
-            return data_loss(m.phi, m.aux, method, settings, batch)[0]
+            return data_loss(m.phi, m.aux, method, settings, batch, m.frame)[0]
 
         return jnp.mean(jax.lax.map(one, val))
 
