@@ -72,6 +72,16 @@ def write_report_md(
         ),
         "",
     ]
+    if metrics.get("catalog_frame"):
+        L += [f"Frame of the catalogue (deep-potential ingest): {metrics['catalog_frame']}", ""]
+    if metrics.get("convergence"):
+        bad = [k for k, ok in metrics["convergence"].items() if ok is False]
+        if bad:
+            L += [
+                f"**Warning: the potential fit(s) {', '.join(bad)} hit their step ceiling "
+                "without converging** (see each model's history.json); raise `[cbe] n_steps`.",
+                "",
+            ]
     if metrics["truth"]:
         L += ["## Accuracy targets", "", *goal_check(metrics), ""]
     for m, mm in metrics["methods"].items():

@@ -105,6 +105,12 @@ def make_report(
         metrics["methods"]["conditional"]["band"] = _band_metrics(
             band_dirs, x, r, s_true, r_edges, s_edges if truth is not None else None
         )
+    metrics["convergence"] = {
+        m: (model.history or {}).get("converged") for m, model in models.items()
+    }
+    with h5py.File(catalog, "r") as f:
+        if "frame_text" in f.attrs:
+            metrics["catalog_frame"] = str(f.attrs["frame_text"])
     files: dict[str, str] = {}
     stars = _stars(catalog)
     if truth is not None:
