@@ -68,3 +68,16 @@ def test_ensemble_bias_and_spread_separate_a_shared_error_from_member_noise():
     # Independent member noise shows up as spread; the shared 2e-6 v tilt stays in the bias.
     assert many["median"]["spread_rel"] > 0.0
     assert many["median"]["bias_vdep_rel"] > 0.5 * one["median"]["bias_vdep_rel"]
+
+
+def test_support_of_an_anisotropic_truth_is_q_positive_not_e_negative():
+    from deep_potential._metrics import in_support
+
+    cfg = dataclasses.replace(dp_mock.preset("demo-om"), dust=False, m_max=20.0)
+    truth = dp_mock.Truth(cfg)
+    x = np.array([[4.0, 0.0, 0.0], [4.0, 0.0, 0.0]])
+    psi = -truth.potential(x)[0]
+    # Both bound (E < 0); the second is all tangential, so L²/2r_a² pushes its Q below 0.
+    v = np.array([[0.9 * np.sqrt(2 * psi), 0.0, 0.0], [0.0, 0.95 * np.sqrt(2 * psi), 0.0]])
+    assert (0.5 * (v**2).sum(axis=1) - psi < 0).all()
+    assert in_support(truth, x, v).tolist() == [True, False]

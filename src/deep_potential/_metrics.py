@@ -139,10 +139,8 @@ def gradient_residuals(gradients: Mapping[str, np.ndarray], truth: Any) -> dict[
     x, v = np.asarray(gradients["x"]), np.asarray(gradients["v"])
     density = str(gradients["density"])
     n = len(x)
-    # the truth is defined for bound orbits inside r_max only; flow samples may stray outside
-    ok = (0.5 * (v**2).sum(axis=1) + np.asarray(truth.potential(x)) < 0) & (
-        np.linalg.norm(x, axis=1) < truth.r_max
-    )
+    # the truth is defined inside its DF's support only; flow samples may stray outside
+    ok = in_support(truth, x, v)
     out = {"s_true": np.full(n, np.nan), "frac_outside_support": np.array(1.0 - ok.mean())}
     out["s_true"][ok] = np.asarray(truth.selection(x[ok]), dtype=np.float64)
     xo, vo = x[ok], v[ok]
@@ -155,6 +153,17 @@ def gradient_residuals(gradients: Mapping[str, np.ndarray], truth: Any) -> dict[
             gx_f = np.asarray(truth.grad_log_f(xo, vo)[0], dtype=np.float64)
             out["grad_x_rel_err"] = _fill(ok, _rel(np.asarray(gradients["dlnf_dx"])[ok], gx_f))
     return out
+
+
+def in_support(truth: Any, x: np.ndarray, v: np.ndarray, margin: float = 0.0) -> np.ndarray:
+    """Rows inside the truth's support: r < r_max − margin and ln p(v|x) finite.
+
+    For an isotropic DF that is E < 0; for an Osipkov–Merritt DF the stricter Q > 0.
+    """
+    inside = np.linalg.norm(x, axis=1) < truth.r_max - margin
+    with np.errstate(invalid="ignore", divide="ignore"):
+        finite = np.isfinite(np.asarray(truth.log_p_v_given_x(x, v), dtype=np.float64))
+    return inside & finite
 
 
 def _fill(ok: np.ndarray, values: np.ndarray) -> np.ndarray:

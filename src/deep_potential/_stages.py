@@ -130,14 +130,14 @@ def draw_gradients(
 def oracle_gradients(grads: Mapping[str, Any], truth: Any, h: float = 1e-3) -> dict[str, Any]:
     """The same (x, v) samples with the mock's exact gradients of the method's ln-density.
 
-    Samples outside the truth's support (unbound, or within 2h of r_max) are dropped. For
+    Samples outside the truth's support (ln p(v|x) = −inf, or within 2h of r_max) are dropped. For
     ``f_obs`` the x-gradient adds ∇ln S_true by central differences of step ``h`` kpc (S_true
     is continuous: the extinction integral is exact per dust cell).
     """
+    from ._metrics import in_support
+
     x, v = np.asarray(grads["x"]), np.asarray(grads["v"])
-    ok = (0.5 * (v**2).sum(axis=1) + np.asarray(truth.potential(x)) < 0) & (
-        np.linalg.norm(x, axis=1) < truth.r_max - 2 * h
-    )
+    ok = in_support(truth, x, v, margin=2 * h)
     x, v = x[ok], v[ok]
     density = str(grads["density"])
     if density == "p_v_given_x":
