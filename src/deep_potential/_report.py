@@ -275,7 +275,7 @@ def _figures(
         ln_s_true = M.safe_log(truth.selection(pts))
         ln_n_true = M.safe_log(truth.number_density(pts))
         cut = config.report.s_cut
-        seen = np.exp(ln_s_true) > cut  # the evaluated region (DESIGN.md §6)
+        seen = np.exp(ln_s_true) > cut  # the evaluated region (docs/design.md §8)
         plot_truth = getattr(dp_mock, "plot_truth", None)  # dp-mock's own Fig. 1, if public
         if plot_truth is not None:
             plot_truth(catalog, out / "fig1_mock.png")

@@ -12,7 +12,7 @@ def test_presets():
     paper = preset("paper")
     assert paper.n_observed == 2**22 and paper.dust and paper.dust_grid == 128
     assert (paper.b, paper.gm, paper.r_max, paper.m_max) == (10.0, 1.0e7, 8.0, 18.0)
-    # GM/b = (1000 km/s)²; M ≈ 2.325e12 M☉ (method.md).
+    # GM/b = (1000 km/s)²; M ≈ 2.325e12 M☉ (the paper's mock; docs/design.md §5).
     assert paper.gm / paper.b == 1000.0**2 and abs(paper.gm / paper.G / 2.325e12 - 1) < 1e-3
     free = preset("paper-dustfree")
     assert not free.dust and free.m_max == 20.0 and free.n_observed == round(3.52 * 2**22)

@@ -1,4 +1,4 @@
-"""CBE residuals and losses for the three variants (DESIGN.md §4), in internal units.
+"""CBE residuals and losses for the three variants (docs/design.md §4), in internal units.
 
 r ≡ ∂ln f/∂t = ∇Φ·∇_v ln f − v·∇_x ln f          (vanilla; gradients of ln f)
 r = ∇Φ·∇_v ln f_obs − v·∇_x ln f_obs + v·∇ln S      (selection; gradients of ln f_obs)

@@ -66,7 +66,7 @@ class Flow(eqx.Module):
 
 
 def _solve(flow: Flow, z: Array, c: Array | None, t0: float, t1: float, logdet: bool):
-    """Integrate one sample from t0 to t1; returns (z(t1), ∫tr ∂u/∂z dt, result, steps)."""
+    """Integrate one sample from t0 to t1; returns (z(t1), ∫tr ∂u/∂z dt, hit_max, failed, steps)."""
     field = flow.field
 
     def rhs(t, y, args):
