@@ -100,7 +100,12 @@ class PipelineConfig:
     @property
     def band_fits(self) -> tuple[str, ...]:
         """Names of the per-member conditional fits whose spread is the error band."""
-        if self.report.bands and "conditional" in self.methods and self.conditional_members > 1:
+        if (
+            self.report.bands
+            and "conditional" in self.methods
+            and self.conditional_members > 1
+            and not self.gradients.oracle  # exact gradients have no member spread
+        ):
             return tuple(f"conditional_member{k}" for k in range(self.conditional_members))
         return ()
 
