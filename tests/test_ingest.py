@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import warnings
 from pathlib import Path
 
@@ -196,3 +197,15 @@ def test_no_warnings_without_velocity_cuts() -> None:
         warnings.simplefilter("error")
         res = _ingest.ingest_table(t)
     assert res.report["warnings"] == []
+
+
+def test_ingested_catalogue_honours_the_umask(tmp_path: Path) -> None:
+    table, _, _ = _table()
+    path = tmp_path / "t.fits"
+    table.write(path)
+    old = os.umask(0o022)
+    try:
+        _ingest.ingest(path, tmp_path / "catalog.h5")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "catalog.h5").stat().st_mode & 0o777 == 0o644  # not mkstemp's 0600

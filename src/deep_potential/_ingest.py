@@ -24,6 +24,8 @@ from typing import Any
 import h5py
 import numpy as np
 
+from ._runfolder import chmod_like_new_file
+
 SCHEMA = "dp-catalog/1"
 UNITS = "x: kpc; v: km/s (Galactocentric); G: kpc (km/s)^2 / Msun"
 GAIA_COLUMNS = ("ra", "dec", "parallax", "pmra", "pmdec", "radial_velocity")
@@ -346,6 +348,7 @@ def write_ingested(path: str | Path, res: IngestResult) -> Path:
             g.create_dataset("v", data=np.asarray(res.v, np.float64))
             if res.source_id is not None:
                 f.create_group("ingest").create_dataset("source_id", data=res.source_id)
+        chmod_like_new_file(tmp)  # mkstemp makes 0600; outputs honour the umask
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

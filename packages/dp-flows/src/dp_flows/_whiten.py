@@ -250,10 +250,7 @@ def fit_affine(
         train_nll = float(tl)
         if vl < best_val:
             best, best_val = params, vl
-    identity = ConditionalAffine(
-        z.shape[1], c.shape[1], mode=mode, width=width, depth=depth, degree=degree,
-        dtype=dtype, key=jax.random.key(seed),
-    )  # fmt: skip
+    identity = affine  # the untrained module: zero head, μ = 0 and L = I
     stats = {
         "train_nll": train_nll,
         "val_nll": best_val,
