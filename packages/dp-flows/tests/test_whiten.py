@@ -114,3 +114,71 @@ def test_whitened_flow_matches_conditional_gaussian():
     # also 0.16: on a Gaussian the limit is the regression of μ(x), L(x) from 12k stars).
     assert np.median(np.abs(err)) < 0.1
     assert np.median(rel_x) < 0.25
+
+
+class ZeroField4(ZeroField):
+    """The identity flow, for a condition carrying the log-radius feature (4 columns)."""
+
+    @property
+    def cond_dim(self) -> int:
+        return 4
+
+
+def test_log_radius_feature_is_part_of_the_exact_gradients():
+    aff = ConditionalAffine(3, 4, mode="cholesky", width=8, depth=2, key=jax.random.key(3))
+    k1, k2 = jax.random.split(jax.random.key(4))
+    aff = eqx.tree_at(
+        lambda m: (m.head.weight, m.head.bias), aff,
+        (0.3 * jax.random.normal(k1, aff.head.weight.shape),
+         0.2 * jax.random.normal(k2, aff.head.bias.shape)),
+    )  # fmt: skip
+    c_mean, c_std = np.array([0.2, 0.1, -0.3]), np.array([2.0, 1.5, 2.5])
+    flow = dp_flows.Flow(
+        ZeroField4(), jnp.array([1.0, -2.0, 0.5]), jnp.array([3.0, 2.0, 4.0]),
+        jnp.asarray(c_mean, jnp.float32), jnp.asarray(c_std, jnp.float32), whitener=aff,
+        fixed_steps=2, cond_log_r=True,
+    )  # fmt: skip
+    assert flow.cond_dim == 3  # callers pass the 3-D position; the networks see 4 columns
+
+    def closed(x, v):
+        c = np.asarray(dp_flows.condition_features(x, c_mean, c_std, True))
+        r = np.linalg.norm(x / c_std, axis=1)
+        np.testing.assert_allclose(c[:, 3], 0.5 * np.log(r**2 + 0.05**2), rtol=1e-12)
+        mu, lower = (np.asarray(a, np.float64) for a in aff(jnp.asarray(c, jnp.float32)))
+        s = np.asarray(flow.x_std, np.float64)
+        chol = s[None, :, None] * lower
+        res = np.linalg.solve(chol, (v - np.asarray(flow.x_mean) - s * mu)[..., None])[..., 0]
+        logdet = np.sum(np.log(np.abs(np.diagonal(chol, axis1=1, axis2=2))), axis=1)
+        return -0.5 * np.sum(res * res, axis=1) - 1.5 * np.log(2 * np.pi) - logdet
+
+    rng = np.random.default_rng(0)
+    x, v = rng.normal(size=(64, 3)) * 2.0, rng.normal(size=(64, 3)) * 3.0
+    np.testing.assert_allclose(
+        dp_flows.log_prob(flow, v, condition=x), closed(x, v), rtol=1e-4, atol=1e-4
+    )
+    _gv, gx = dp_flows.grad_log_prob(flow, v, condition=x)
+    h = 1e-3  # as in the test above: float32 rounding / 2h ≈ 1e-4, 2e-3 is safe
+    for j in range(3):
+        e = np.zeros(3)
+        e[j] = h
+        np.testing.assert_allclose(
+            gx[:, j], (closed(x + e, v) - closed(x - e, v)) / (2 * h), atol=2e-3
+        )
+    with pytest.raises(ValueError, match="condition must have shape"):
+        dp_flows.log_prob(flow, v, condition=np.c_[x, x[:, :1]])
+
+
+def test_fit_flow_with_log_radius_feature(tmp_path):
+    rng = np.random.default_rng(2)
+    x, v = cond_gauss_sample(rng, 2048)
+    config = dp_flows.FlowConfig(n_epochs=1, cond_log_r=True, whiten_steps=20, **SMALL)
+    flow = dp_flows.fit_flow(v, condition=x, config=config, seed=0, progress=False)
+    assert flow.cond_log_r and flow.field.cond_dim == 4 and flow.whitener.cond_dim == 4
+    lp = dp_flows.log_prob(flow, v[:32], condition=x[:32])
+    assert np.all(np.isfinite(lp))
+    dp_flows.save_flow(flow, tmp_path / "f")
+    back = dp_flows.load_flow(tmp_path / "f")
+    assert back.cond_log_r
+    np.testing.assert_array_equal(dp_flows.log_prob(back, v[:32], condition=x[:32]), lp)
+    with pytest.raises(ValueError, match="cond_log_r"):
+        dp_flows.FlowConfig(cond_log_r="false")

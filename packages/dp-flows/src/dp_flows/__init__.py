@@ -8,6 +8,7 @@ from ._ensemble import robust_mean as robust_mean
 from ._fields import AbstractVectorField as AbstractVectorField
 from ._fields import ResNetField as ResNetField
 from ._flow import Flow as Flow
+from ._flow import condition_features as condition_features
 from ._flow import grad_log_prob as grad_log_prob
 from ._flow import log_prob as log_prob
 from ._flow import sample as sample

@@ -59,6 +59,8 @@ class FlowConfig:
         whiten_degree: if > 0, the whitening uses polynomials of the condition of this
             degree instead of the MLP.
         whiten_steps: AdamW steps of its Gaussian-likelihood fit.
+        cond_log_r: give the networks (vector field and whitener) of a conditional flow the
+            log-radius of the condition as one more input (`dp_flows.condition_features`).
         cond_jitter: standard deviation (in standardised units of the condition) of Gaussian
             noise added to the condition in training (0 = none): smooths the flow's learned
             dependence on the condition on that scale.
@@ -96,6 +98,7 @@ class FlowConfig:
     whiten_depth: int = 1
     whiten_degree: int = 0
     whiten_steps: int = 3000
+    cond_log_r: bool = False
     cond_jitter: float = 0.0
     cond_penalty: float = 0.0
     eval_every: int = 1
@@ -132,6 +135,8 @@ class FlowConfig:
                 "FlowConfig.fixed_solver must be 'rk4', 'midpoint' or 'euler', "
                 f"got {self.fixed_solver!r}"
             )
+        if not isinstance(self.cond_log_r, bool):
+            raise ValueError(f"FlowConfig.cond_log_r must be true or false, got {self.cond_log_r!r}")
         if self.whiten not in ("auto", "none", "scalar", "diagonal", "cholesky"):
             raise ValueError(
                 "FlowConfig.whiten must be 'auto', 'none', 'scalar', 'diagonal' or 'cholesky', "

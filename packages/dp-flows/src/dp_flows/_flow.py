@@ -21,6 +21,28 @@ from ._whiten import ConditionalAffine, unwhiten, whiten
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
+#: Softening of the log-radius condition feature, in standardised units of the condition.
+LOG_R_SOFTENING = 0.05
+
+
+def condition_features(
+    c: Float[ArrayLike, "*batch c"], c_mean: ArrayLike, c_std: ArrayLike, log_r: bool
+) -> Float[Array, "*batch f"]:
+    """The conditioning input the networks see: (c − c_mean)/c_std, then optionally ln radius.
+
+    With ``log_r`` one more column is appended: ½ ln(Σᵢ (cᵢ/c_stdᵢ)² + 0.05²), the log of the
+    distance from the data frame's origin (for a galaxy, its centre) in standardised units.
+    Steep profiles (a density cusp, a dispersion that falls to zero at the centre) are close
+    to linear in it, where a small network of the Cartesian condition needs many units.
+    """
+    xp = np if isinstance(c, np.ndarray) else jnp  # NumPy in, NumPy (float64) out
+    cs = (c - c_mean) / c_std
+    if not log_r:
+        return cs
+    scaled = c / c_std
+    lr = 0.5 * xp.log(xp.sum(scaled * scaled, axis=-1, keepdims=True) + LOG_R_SOFTENING**2)
+    return xp.concatenate([cs, lr.astype(cs.dtype)], axis=-1)
+
 
 class Flow(eqx.Module):
     """A continuous normalizing flow N(0, I) at t=0 → standardised data at t=1.
@@ -29,6 +51,8 @@ class Flow(eqx.Module):
     condition), so every public function works in the data's own units. A conditional flow
     may also carry a ``whitener`` (`ConditionalAffine`): the field then transports N(0, I) to
     u = L(c)⁻¹ (z − μ(c)), and ln p includes −ln |det L(c)| (see `dp_flows._whiten`).
+    With ``cond_log_r`` the networks also see the log-radius of the condition
+    (`condition_features`).
     """
 
     field: AbstractVectorField
@@ -42,6 +66,7 @@ class Flow(eqx.Module):
     max_steps: int = eqx.field(static=True, default=4096)
     fixed_steps: int = eqx.field(static=True, default=0)
     fixed_solver: str = eqx.field(static=True, default="rk4")
+    cond_log_r: bool = eqx.field(static=True, default=False)
 
     @property
     def data_dim(self) -> int:
@@ -49,7 +74,8 @@ class Flow(eqx.Module):
 
     @property
     def cond_dim(self) -> int:
-        return self.field.cond_dim
+        """Dimension of the condition a caller passes (the networks may see more features)."""
+        return self.field.cond_dim - int(self.cond_log_r)
 
     def with_solver(self, **changes: float | int) -> Flow:
         """A copy with other ``rtol``, ``atol``, ``max_steps``, ``fixed_steps`` or ``fixed_solver``.
@@ -62,7 +88,7 @@ class Flow(eqx.Module):
     def _std_c(self, c: Array | None) -> Array | None:
         if self.c_mean is None or c is None:
             return None
-        return (c - self.c_mean) / self.c_std
+        return condition_features(c, self.c_mean, self.c_std, self.cond_log_r)
 
 
 def _solve(flow: Flow, z: Array, c: Array | None, t0: float, t1: float, logdet: bool):

@@ -75,6 +75,7 @@ def save_flow(flow: Flow, directory: str | Path) -> Path:
             "fixed_steps": flow.fixed_steps,
             "fixed_solver": flow.fixed_solver,
         },
+        "cond_log_r": flow.cond_log_r,
         "standardisation": {
             "x_mean": np.asarray(flow.x_mean).tolist(),
             "x_std": np.asarray(flow.x_std).tolist(),
@@ -115,6 +116,7 @@ def load_flow(directory: str | Path) -> Flow:
         x_std=arr(st["x_std"]),
         c_mean=arr(st["c_mean"]),
         c_std=arr(st["c_std"]),
+        cond_log_r=bool(hyper.get("cond_log_r", False)),
         **hyper["solver"],
     )
     return eqx.tree_deserialise_leaves(directory / "model.eqx", skeleton)

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from . import _checkpoint, _pairing
 from ._config import FlowConfig
 from ._fields import AbstractVectorField, ResNetField
-from ._flow import Flow
+from ._flow import Flow, condition_features
 from ._whiten import fit_affine, whiten
 
 
@@ -196,7 +196,7 @@ def fit_flow(
     c_mean = c_std = cz = None
     if condition is not None:
         c_mean, c_std = _standardise(condition, w)
-        cz = (condition - c_mean) / c_std
+        cz = condition_features(condition, c_mean, c_std, config.cond_log_r)
     w = w / np.mean(w[train_idx])
 
     dt = np.dtype(config.dtype)
@@ -217,7 +217,7 @@ def fit_flow(
         z = np.asarray(whiten(whitener, jnp.asarray(z, dt), jnp.asarray(cz, dt))[0], np.float64)
     field = ResNetField(
         d,
-        0 if condition is None else condition.shape[1],
+        0 if cz is None else cz.shape[1],
         width=config.width,
         depth=config.depth,
         time_embedding_dim=config.time_embedding_dim,
@@ -341,6 +341,7 @@ def fit_flow(
         c_mean=None if c_mean is None else jnp.asarray(c_mean, dt),
         c_std=None if c_std is None else jnp.asarray(c_std, dt),
         whitener=whitener,
+        cond_log_r=bool(config.cond_log_r and condition is not None),
         rtol=config.rtol,
         atol=config.atol,
         max_steps=config.max_steps,
