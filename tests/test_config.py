@@ -54,7 +54,7 @@ def test_valid_config_builds_package_configs() -> None:
         ("mock", {"r_max": -1.0}, "r_max"),
         ("cbe", {"n_stepz": 10}, "unknown key 'n_stepz' in [cbe]"),
         ("cbe", {"selection": {"alpha": "one"}}, "[cbe.selection]"),
-        ("gradients", {"n": 0}, "'n' must be > 0"),
+        ("gradients", {"n": 0}, "key 'n' must be an integer ≥ 1, got 0"),
         ("gradients", {"uniform_fraction": 1.5}, "uniform_fraction"),
         ("gradients", {"n": 1.5}, "'n'"),
         ("report", {"s_cut": 2.0}, "s_cut"),

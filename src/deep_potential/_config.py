@@ -1,12 +1,24 @@
-"""TOML pipeline config -> validated, frozen dataclasses (every check runs before any work)."""
+"""TOML pipeline config -> validated, frozen dataclasses (every check runs before any work).
+
+The umbrella's own sections (``[run]``, ``[data]``, ``[flows]``'s two keys, ``[gradients]``,
+``[report]``) are declared with the same strict mechanism as the packages' configs
+(`deep_potential._strict`, a copy of each package's): types and ranges next to each field, no
+coercion, finite numbers. Package tables become the packages' own config objects, which
+validate themselves; every error is a `ConfigError` of one line naming the TOML section and key.
+``[data]`` is validated in full here too (the file, its datasets, their shapes and finiteness),
+so that ``deep-potential check`` and ``deep-potential run`` stop before any work.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
+
+from ._strict import strict_config
 
 try:  # Python >= 3.11
     import tomllib
@@ -15,48 +27,61 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10
 
 METHODS: tuple[str, ...] = ("vanilla", "selection", "conditional")
 TOP_SECTIONS = ("run", "mock", "data", "flows", "gradients", "cbe", "report")
+#: package keys that were renamed: old -> new (the error names the new key)
+RENAMED_KEYS = {"lr_final_fraction": "final_lr_fraction"}
+
+_Count = Annotated[int, Field(ge=1)]
+_section = strict_config(label="key '{field}'")
 
 
 class ConfigError(ValueError):
     """A config key is unknown, missing, of the wrong type or has an impossible value."""
 
 
-@dataclasses.dataclass(frozen=True)
+@_section
 class RunSection:
     """``[run]``: the master seed and the methods to run (any of vanilla, selection, conditional)."""
 
-    seed: int = 0
-    methods: tuple[str, ...] = METHODS
+    seed: Annotated[int, Field(ge=0)] = 0
+    methods: tuple[Literal["vanilla", "selection", "conditional"], ...] = METHODS  # type: ignore[assignment]
 
 
-@dataclasses.dataclass(frozen=True)
+@_section
 class DataSection:
     """``[data]``: an existing catalogue replacing the mock (path resolved against the config)."""
 
-    catalog: Path
-    r_max: float | None = None  # kpc; default: the largest star radius in the catalogue
+    catalog: Annotated[Path, Field(strict=False)]  # a TOML string
+    r_max: Annotated[float, Field(gt=0)] | None = None  # kpc; default: the farthest star
 
 
-@dataclasses.dataclass(frozen=True)
+@_section
+class FlowsSection:
+    """``[flows]``'s own keys (besides the ``[flows.spatial]`` and ``[flows.conditional]`` tables)."""
+
+    vanilla_weight_clip: Annotated[float, Field(ge=1)] = 100.0
+    conditional_members: Annotated[int, Field(ge=1, le=64)] = 1
+
+
+@_section
 class GradientsSection:
     """``[gradients]``: how many DF-gradient samples to draw from the flows per method."""
 
-    n: int = 65536
-    uniform_fraction: float = 0.0
-    batch_size: int = 4096
+    n: _Count = 65536
+    uniform_fraction: Annotated[float, Field(ge=0, le=1)] = 0.0
+    batch_size: _Count = 4096
     oracle: bool = False  # replace the flows' gradients by the mock's exact ones (diagnostic)
 
 
-@dataclasses.dataclass(frozen=True)
+@_section
 class ReportSection:
     """``[report]``: evaluation points, binning and figures."""
 
-    n_eval: int = 16384  # uniform-in-volume evaluation points inside r_max
-    s_cut: float = 0.01  # keep points with S_true > s_cut (docs/design.md §8)
-    r_bins: int = 8
-    s_bins: int = 6
-    n_logp: int = 2048  # stars for the p(v|x) log-density residuals (flow ODE solves)
-    plane_resolution: int = 96  # pixels per side of the z = 0 maps
+    n_eval: _Count = 16384  # uniform-in-volume evaluation points inside r_max
+    s_cut: Annotated[float, Field(ge=0, lt=1)] = 0.01  # keep S_true > s_cut (design.md §8)
+    r_bins: _Count = 8
+    s_bins: _Count = 6
+    n_logp: _Count = 2048  # stars for the p(v|x) log-density residuals (flow ODE solves)
+    plane_resolution: _Count = 96  # pixels per side of the z = 0 maps
     figures: bool = True
     bands: bool = True  # with [flows] conditional_members > 1: per-member fits give error bands
 
@@ -124,51 +149,28 @@ def _fail(section: str, msg: str) -> ConfigError:
     return ConfigError(f"[{section}]: {msg}")
 
 
-def _own_section(cls: type, raw: Any, section: str) -> Any:
-    """Build one of the umbrella's own dataclasses, checking unknown keys and types."""
+def _own_section(cls: type, raw: Any, section: str, *, also: tuple[str, ...] = ()) -> Any:
+    """Build one of the umbrella's own sections; ``also`` names the section's sub-tables."""
     if raw is None:
         raw = {}
     if not isinstance(raw, Mapping):
         raise _fail(section, f"expected a table, got {type(raw).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    known = [*(f.name for f in dataclasses.fields(cls)), *also]
     for k in raw:
-        if k not in fields:
-            raise _fail(section, f"unknown key {k!r} in [{section}] (known: {', '.join(fields)})")
-    kwargs: dict[str, Any] = {}
-    for name, f in fields.items():
-        if name not in raw:
-            if f.default is dataclasses.MISSING:
-                raise _fail(section, f"missing required key {name!r}")
-            continue
-        v = raw[name]
-        want = f.default if f.default is not dataclasses.MISSING else None
-        if isinstance(want, bool):
-            ok = isinstance(v, bool)
-        elif isinstance(want, int):
-            ok = isinstance(v, int) and not isinstance(v, bool)
-        elif isinstance(want, float) or name == "r_max":
-            ok = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-            v = float(v)
-        elif name == "catalog":
-            ok = isinstance(v, str) and bool(v)
-        else:
-            ok = True
-        if not ok:
-            raise _fail(section, f"key {name!r} has impossible value {raw[name]!r}")
-        kwargs[name] = v
-    return cls(**kwargs)
-
-
-def _positive(section: str, obj: Any, *names: str) -> None:
-    for n in names:
-        if not getattr(obj, n) > 0:
-            raise _fail(section, f"key {n!r} must be > 0, got {getattr(obj, n)!r}")
+        if k not in known:
+            raise _fail(section, f"unknown key {k!r} in [{section}] (known: {', '.join(known)})")
+    try:
+        return cls(**raw)
+    except ValueError as e:
+        raise _fail(section, str(e)) from None
 
 
 def _package_config(cls: Any, d: Mapping[str, Any], section: str) -> Any:
     if dataclasses.is_dataclass(cls):
         known = [f.name for f in dataclasses.fields(cls)]
         for k in d:
+            if k in RENAMED_KEYS and RENAMED_KEYS[k] in known:
+                raise _fail(section, f"key {k!r} in [{section}] is now {RENAMED_KEYS[k]!r}")
             if k not in known:
                 raise _fail(
                     section, f"unknown key {k!r} in [{section}] (known: {', '.join(known)})"
@@ -189,10 +191,8 @@ def _parse_run(raw: Any) -> RunSection:
             raise _fail("run", f"key 'methods': unknown method {m!r} (known: {list(METHODS)})")
     if len(set(methods)) != len(methods):
         raise _fail("run", f"key 'methods' lists a method twice: {methods}")
-    run = _own_section(RunSection, raw, "run")
-    if run.seed < 0:
-        raise _fail("run", f"key 'seed' must be >= 0, got {run.seed}")
-    return dataclasses.replace(run, methods=tuple(m for m in METHODS if m in methods))
+    raw["methods"] = tuple(m for m in METHODS if m in methods)
+    return _own_section(RunSection, raw, "run")
 
 
 def _parse_mock(raw: Any, seed: int) -> Any:
@@ -212,40 +212,81 @@ def _parse_mock(raw: Any, seed: int) -> Any:
     return _package_config(dp_mock.MockConfig, {**base, **raw}, "mock")
 
 
-def _parse_data(raw: Any, base_dir: Path) -> DataSection:
+def _parse_data(raw: Any, base_dir: Path, methods: tuple[str, ...]) -> DataSection:
+    if isinstance(raw, Mapping) and raw.get("catalog") == "":
+        raise _fail("data", "key 'catalog' must be a path, got ''")
     data = _own_section(DataSection, raw, "data")
     path = Path(data.catalog).expanduser()
     if not path.is_absolute():
         path = (base_dir / path).resolve()
     if not path.is_file():
         raise _fail("data", f"key 'catalog': no such file {str(path)!r}")
-    if data.r_max is not None and data.r_max <= 0:
-        raise _fail("data", f"key 'r_max' must be > 0, got {data.r_max}")
+    check_catalog(path, methods)
     return dataclasses.replace(data, catalog=path)
+
+
+def check_catalog(path: Path, methods: tuple[str, ...] = METHODS) -> int:
+    """Validate a ``[data]`` catalogue for the methods to run; returns its number of stars.
+
+    The checks are the pipeline's own reader's (`dp_mock.read_catalog`: the ``dp-catalog/1``
+    schema, ``/stars/x`` and ``/stars/v`` of shape (N, 3), every other ``/stars`` column of
+    shape (N,), all of it finite), plus: at least one star; ``/stars/weight`` > 0 and
+    ``/stars/selection`` in (0, 1] where present; the 1/S weights that ``vanilla`` needs; and a
+    ``/truth`` group, if there is one, that rebuilds (the report compares with it).
+
+    Raises:
+        ConfigError: one line, ``[data]: key 'catalog': …``, naming the dataset at fault.
+    """
+    import dp_mock
+    import numpy as np
+
+    def fail(msg: str) -> ConfigError:
+        return _fail("data", f"key 'catalog': {msg}")
+
+    try:
+        stars = dp_mock.read_catalog(path)
+    except (KeyError, ValueError, OSError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+        raise fail(str(msg)) from None
+    n = len(stars["x"])
+    if n == 0:
+        raise fail(f"{path}: /stars holds no stars")
+    if "weight" in stars and not np.all(stars["weight"] > 0):
+        bad = int(np.sum(~(stars["weight"] > 0)))
+        raise fail(f"{path}: /stars/weight has {bad} rows ≤ 0 of {n} (weights must be > 0)")
+    if "selection" in stars:
+        s = stars["selection"]
+        bad = int(np.sum(~((s > 0) & (s <= 1))))
+        if bad:
+            raise fail(f"{path}: /stars/selection has {bad} rows outside (0, 1] of {n}")
+    if "vanilla" in methods and "weight" not in stars and "selection" not in stars:
+        raise _fail(
+            "run",
+            "method 'vanilla' needs 1/S weights: the [data] catalog has neither "
+            "/stars/selection nor /stars/weight (drop 'vanilla' from [run] methods)",
+        )
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        truth = "truth" in f
+    if truth:
+        try:
+            dp_mock.load_truth(path)
+        except (KeyError, ValueError, OSError) as e:
+            msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+            raise fail(f"its /truth group does not rebuild: {msg}") from None
+    return n
 
 
 def _parse_flows(raw: Any) -> tuple[Any, Any, float, int]:
     import dp_flows
 
     raw = dict(raw or {})
-    clip = raw.pop("vanilla_weight_clip", 100.0)
-    if isinstance(clip, bool) or not isinstance(clip, int | float) or not clip >= 1:
-        raise _fail("flows", f"key 'vanilla_weight_clip' must be a number >= 1, got {clip!r}")
-    members = raw.pop("conditional_members", 1)
-    if isinstance(members, bool) or not isinstance(members, int) or not 1 <= members <= 64:
-        raise _fail(
-            "flows", f"key 'conditional_members' must be an integer in [1, 64], got {members!r}"
-        )
-    for k in raw:
-        if k not in ("spatial", "conditional"):
-            raise _fail(
-                "flows",
-                f"unknown key {k!r} in [flows] (known: spatial, conditional, "
-                "conditional_members, vanilla_weight_clip)",
-            )
-    spatial = _package_config(dp_flows.FlowConfig, raw.get("spatial", {}), "flows.spatial")
-    cond = _package_config(dp_flows.FlowConfig, raw.get("conditional", {}), "flows.conditional")
-    return spatial, cond, float(clip), members
+    tables = {k: raw.pop(k) for k in ("spatial", "conditional") if k in raw}
+    own = _own_section(FlowsSection, raw, "flows", also=("spatial", "conditional"))
+    spatial = _package_config(dp_flows.FlowConfig, tables.get("spatial", {}), "flows.spatial")
+    cond = _package_config(dp_flows.FlowConfig, tables.get("conditional", {}), "flows.conditional")
+    return spatial, cond, own.vanilla_weight_clip, own.conditional_members
 
 
 def _parse_cbe(raw: Any, methods: tuple[str, ...]) -> dict[str, Any]:
@@ -273,38 +314,16 @@ def config_from_dict(d: Mapping[str, Any], *, base_dir: Path | str = ".") -> Pip
     run = _parse_run(d.get("run"))
     if "data" in d and "mock" in d:
         raise ConfigError("[data] and [mock] are exclusive: [data] catalog replaces the mock")
-    data = _parse_data(d["data"], Path(base_dir)) if "data" in d else None
-    mock = None if data is not None else _parse_mock(d.get("mock"), run.seed)
+    mock = None if "data" in d else _parse_mock(d.get("mock"), run.seed)
     spatial, cond, clip, members = _parse_flows(d.get("flows"))
     grads = _own_section(GradientsSection, d.get("gradients"), "gradients")
-    _positive("gradients", grads, "n", "batch_size")
-    if not 0.0 <= grads.uniform_fraction <= 1.0:
-        raise _fail(
-            "gradients", f"key 'uniform_fraction' must be in [0, 1], got {grads.uniform_fraction}"
-        )
     cbe = _parse_cbe(d.get("cbe"), run.methods)
     report = _own_section(ReportSection, d.get("report"), "report")
-    _positive("report", report, "n_eval", "r_bins", "s_bins", "n_logp", "plane_resolution")
-    if not 0.0 <= report.s_cut < 1.0:
-        raise _fail("report", f"key 's_cut' must be in [0, 1), got {report.s_cut}")
-    if grads.oracle and data is not None:
+    if grads.oracle and "data" in d:
         raise _fail("gradients", "key 'oracle' needs the mock's truth: use [mock], not [data]")
-    if data is not None and "vanilla" in run.methods:
-        _check_catalog_has_weights(data.catalog)
+    # the catalogue last: every cheap check has passed before its (possibly large) file is read
+    data = _parse_data(d["data"], Path(base_dir), run.methods) if "data" in d else None
     return PipelineConfig(run, mock, data, spatial, cond, clip, grads, cbe, report, members)
-
-
-def _check_catalog_has_weights(path: Path) -> None:
-    import h5py
-
-    with h5py.File(path, "r") as f:
-        stars = f.get("stars")
-        if stars is None or ("selection" not in stars and "weight" not in stars):
-            raise _fail(
-                "run",
-                "method 'vanilla' needs 1/S weights: the [data] catalog has neither "
-                "/stars/selection nor /stars/weight (drop 'vanilla' from [run] methods)",
-            )
 
 
 def load_config(path: Path | str) -> PipelineConfig:

@@ -11,7 +11,7 @@ import pytest
 def test_from_dict_round_trip_and_unknown_key() -> None:
     cfg = dp_cbe.FitConfig(n_steps=10, eval_every=5, checkpoint_every=10)
     assert dp_cbe.FitConfig.from_dict(cfg.to_dict()) == cfg
-    with pytest.raises(ValueError, match=r"unknown FitConfig key.*bogus"):
+    with pytest.raises(ValueError, match=r"FitConfig: unknown key.*bogus"):
         dp_cbe.FitConfig.from_dict({"bogus": 1})
 
 

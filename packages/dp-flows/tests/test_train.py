@@ -119,7 +119,7 @@ def test_one_and_two_devices_agree():
 
 
 def test_config_and_input_errors():
-    with pytest.raises(ValueError, match=r"unknown FlowConfig key.*widht"):
+    with pytest.raises(ValueError, match=r"FlowConfig: unknown key.*widht"):
         dp_flows.FlowConfig.from_dict({"widht": 3})
     with pytest.raises(ValueError, match="val_fraction"):
         dp_flows.FlowConfig(val_fraction=1.5)

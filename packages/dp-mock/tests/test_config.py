@@ -30,7 +30,7 @@ def test_from_dict_round_trip_and_errors():
     with pytest.raises(ValueError, match=r"unknown key\(s\) \['bogus'\]"):
         MockConfig.from_dict({"bogus": 1})
     for key in ("b", "gm", "r_max", "mag_std", "dust_extent"):
-        with pytest.raises(ValueError, match=f"MockConfig.{key} must be positive"):
+        with pytest.raises(ValueError, match=f"MockConfig.{key} must be a finite number > 0"):
             MockConfig.from_dict({key: -1.0})
     with pytest.raises(ValueError, match=r"MockConfig.m_max = -30.0 observes essentially nothing"):
         MockConfig.from_dict({"m_max": -30.0})

@@ -32,9 +32,9 @@ def test_system_keys_validated():
         with pytest.raises(ValueError, match=r"MockConfig.system must be one of \['hernquist'"):
             MockConfig.from_dict({"system": value})
     for value in (0.0, -2.0, float("nan")):
-        with pytest.raises(ValueError, match=r"MockConfig\.anisotropy_radius must be positive"):
+        with pytest.raises(ValueError, match=r"MockConfig\.anisotropy_radius must be a number > 0"):
             MockConfig.from_dict({"anisotropy_radius": value})
-    with pytest.raises(ValueError, match=r"MockConfig\.anisotropy_radius must be a number"):
+    with pytest.raises(ValueError, match=r"MockConfig\.anisotropy_radius must be a number > 0"):
         MockConfig.from_dict({"anisotropy_radius": "inf"})
     # Below the positivity limit of the DF: the error names the key and the limit.
     with pytest.raises(ValueError, match=r"MockConfig.anisotropy_radius: .* >= 0.75 b = 3 kpc"):

@@ -5,20 +5,35 @@ from __future__ import annotations
 import dataclasses
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-from ._frame import FRAMES
 from ._losses import LossSettings
+from ._strict import strict_config
+
+_Count = Annotated[int, Field(ge=1)]
+_NonNegInt = Annotated[int, Field(ge=0)]
+_Positive = Annotated[float, Field(gt=0)]
+_NonNeg = Annotated[float, Field(ge=0)]
+_Fraction = Annotated[float, Field(ge=0, le=1)]
+_OpenFraction = Annotated[float, Field(gt=0, le=1)]
 
 
-@dataclasses.dataclass(frozen=True)
+@strict_config()
 class FitConfig:
     """Hyperparameters of a CBE potential fit (defaults: a CPU demo, ~2^16–2^17 samples).
+
+    Strict (`dp_cbe._strict`): each field's type and range are declared with it; nothing is
+    coerced (``log_loss = "false"`` or ``phi_width = 2.5`` are errors, an int where a float is
+    expected is fine), every float is finite (``alpha = inf`` and ``grad_clip = nan`` are
+    errors), and an error is a one-line `ValueError` naming the field: ``FitConfig.alpha must be
+    a finite number > 0, got inf``.
 
     Loss weights are in internal units (kpc, 100 km/s, G = 1) where the paper's α = β = λ = 1
     are meaningful. Networks: Φ (``phi_*``), ln n (``n_*``, conditional) and ln S (``s_*``,
@@ -71,100 +86,55 @@ class FitConfig:
             start at 0, train with Φ and are reported by `PotentialSolution.frame`.
     """
 
-    phi_width: int = 64
-    phi_depth: int = 2
-    phi_l_max: int = 0
-    n_width: int = 64
-    n_depth: int = 2
-    n_l_max: int = 0
-    s_width: int = 64
-    s_depth: int = 2
-    l_max: int = 0
-    n_fourier: int = 0
-    r_soft: float = 1.0
+    phi_width: _Count = 64
+    phi_depth: _Count = 2
+    phi_l_max: _NonNegInt = 0
+    n_width: _Count = 64
+    n_depth: _Count = 2
+    n_l_max: _NonNegInt = 0
+    s_width: _Count = 64
+    s_depth: _Count = 2
+    l_max: _NonNegInt = 0
+    n_fourier: _NonNegInt = 0
+    r_soft: _Positive = 1.0
     log_r: bool = True
-    weighting: str = "scale"
-    alpha: float = 1.0
-    beta: float = 1.0
-    lam: float = 1.0
-    lam_s: float = 0.0
-    lam_nobs: float = 0.0
-    l2: float = 0.0
+    weighting: Literal["none", "scale"] = "scale"
+    alpha: _Positive = 1.0
+    beta: _Positive = 1.0
+    lam: _NonNeg = 1.0
+    lam_s: _NonNeg = 0.0
+    lam_nobs: _NonNeg = 0.0
+    l2: _NonNeg = 0.0
     log_loss: bool = False
-    batch_size: int = 1024
-    radial_balance: float = 0.5
-    n_steps: int = 6000
-    learning_rate: float = 5e-3
-    warmup_steps: int = 100
-    final_lr_fraction: float = 0.0
-    schedule: str = "plateau"
+    batch_size: _Count = 1024
+    radial_balance: _Fraction = 0.5
+    n_steps: _Count = 6000
+    learning_rate: _Positive = 5e-3
+    warmup_steps: _NonNegInt = 100
+    final_lr_fraction: _Fraction = 0.0
+    schedule: Literal["plateau", "cosine"] = "plateau"
     early_stop: bool = True
-    patience: int = 3
-    lr_decay: float = 0.3
-    min_lr_fraction: float = 0.01
-    val_tol: float = 0.01
-    probe_tol: float = 0.01
-    weight_decay: float = 0.0
-    grad_clip: float = 1.0
-    val_fraction: float = 0.25
-    eval_every: int = 250
-    val_batches: int = 8
-    checkpoint_every: int = 500
-    n_devices: int | None = None
-    frame: str = "none"
+    patience: _Count = 3
+    lr_decay: _OpenFraction = 0.3
+    min_lr_fraction: _OpenFraction = 0.01
+    val_tol: _Positive = 0.01
+    probe_tol: _Positive = 0.01
+    weight_decay: _NonNeg = 0.0
+    grad_clip: _NonNeg = 1.0
+    val_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.25
+    eval_every: _Count = 250
+    val_batches: _Count = 8
+    checkpoint_every: _Count = 500
+    n_devices: _Count | None = None
+    frame: Literal["none", "boost", "rotation", "boost+rotation"] = "none"  # dp_cbe._frame.FRAMES
 
     def __post_init__(self) -> None:
-        positive_int = (
-            "phi_width", "phi_depth", "n_width", "n_depth", "s_width", "s_depth",
-            "batch_size", "n_steps", "eval_every", "val_batches", "checkpoint_every", "patience",
-        )  # fmt: skip
-        for name in positive_int:
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"FitConfig.{name} must be a positive integer, got {value!r}")
-        for name in ("phi_l_max", "n_l_max", "l_max", "n_fourier", "warmup_steps"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ValueError(f"FitConfig.{name} must be an integer ≥ 0, got {value!r}")
-        for name, allowed in (("weighting", ("none", "scale")),
-                              ("schedule", ("plateau", "cosine")), ("frame", FRAMES)):  # fmt: skip
-            if getattr(self, name) not in allowed:
-                raise ValueError(
-                    f"FitConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}"
-                )
-        if not 0.0 <= self.radial_balance <= 1.0:
-            raise ValueError(
-                f"FitConfig.radial_balance must be in [0, 1], got {self.radial_balance}"
-            )
-        for name in ("lr_decay", "min_lr_fraction"):
-            if not 0.0 < getattr(self, name) <= 1.0:
-                raise ValueError(f"FitConfig.{name} must be in (0, 1], got {getattr(self, name)!r}")
-        for name in ("alpha", "beta", "r_soft", "learning_rate", "val_tol", "probe_tol"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"FitConfig.{name} must be > 0, got {getattr(self, name)!r}")
-        for name in ("lam", "lam_s", "lam_nobs", "l2", "weight_decay", "grad_clip"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"FitConfig.{name} must be ≥ 0, got {getattr(self, name)!r}")
-        if not 0.0 < self.val_fraction < 1.0:
-            raise ValueError(f"FitConfig.val_fraction must be in (0, 1), got {self.val_fraction}")
-        if not 0.0 <= self.final_lr_fraction <= 1.0:
-            raise ValueError(
-                f"FitConfig.final_lr_fraction must be in [0, 1], got {self.final_lr_fraction}"
-            )
         if self.checkpoint_every % self.eval_every:
             raise ValueError("FitConfig.checkpoint_every must be a multiple of eval_every")
-        if self.n_devices is not None and (
-            not isinstance(self.n_devices, int) or self.n_devices < 1
-        ):
-            raise ValueError(f"FitConfig.n_devices must be None or ≥ 1, got {self.n_devices!r}")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FitConfig:
         """Build from a dict; unknown keys and impossible values raise `ValueError`."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ValueError(f"unknown FitConfig key(s): {', '.join(unknown)}")
         return cls(**d)
 
     @classmethod

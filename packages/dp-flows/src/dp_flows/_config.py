@@ -3,20 +3,36 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
+
+from ._strict import strict_config
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
+_Count = Annotated[int, Field(ge=1)]
+_NonNegInt = Annotated[int, Field(ge=0)]
+_Positive = Annotated[float, Field(gt=0)]
+_NonNeg = Annotated[float, Field(ge=0)]
+_Fraction = Annotated[float, Field(ge=0, le=1)]
 
-@dataclasses.dataclass(frozen=True)
+
+@strict_config(renamed={"lr_final_fraction": "final_lr_fraction"})
 class FlowConfig:
     """Network, training and ODE-solver settings of a continuous normalizing flow.
+
+    Strict (`dp_flows._strict`): each field's type and range are declared with it; nothing is
+    coerced (``width = "16"``, ``width = 16.5``, ``ot = "no"`` and ``cond_log_r = 1`` are
+    errors, an int where a float is expected is fine), every float is finite, and an error is a
+    one-line `ValueError` naming the field: ``FlowConfig.width must be an integer ≥ 1, got
+    16.5``. The old key ``lr_final_fraction`` is refused with its new name,
+    ``final_lr_fraction`` (the name dp-cbe's `FitConfig` uses for the same knob).
 
     Attributes:
         width: hidden width of the ResNet vector field.
@@ -26,8 +42,8 @@ class FlowConfig:
         batch_size: training batch size (a multiple of ``ot_block`` when OT is on, and of the
             number of devices).
         n_epochs: passes over the training split.
-        learning_rate: peak AdamW learning rate (cosine decay to ``lr_final_fraction`` of it).
-        lr_final_fraction: final learning rate as a fraction of the peak.
+        learning_rate: peak AdamW learning rate (cosine decay to ``final_lr_fraction`` of it).
+        final_lr_fraction: final learning rate as a fraction of the peak.
         warmup_steps: linear warm-up steps.
         weight_decay: AdamW decoupled weight decay.
         grad_clip: global gradient-norm clip (0 = none).
@@ -71,94 +87,43 @@ class FlowConfig:
         dtype: ``"float32"`` (fast) or ``"float64"`` parameters and training arithmetic.
     """
 
-    width: int = 128
-    depth: int = 4
-    time_embedding_dim: int = 32
-    sh_lmax: int = 0
-    batch_size: int = 4096
-    n_epochs: int = 64
-    learning_rate: float = 2e-3
-    lr_final_fraction: float = 0.0
-    warmup_steps: int = 100
-    weight_decay: float = 1e-4
-    grad_clip: float = 1.0
-    ema_decay: float = 0.999
-    val_fraction: float = 0.25
+    width: _Count = 128
+    depth: _Count = 4
+    time_embedding_dim: Annotated[int, Field(ge=2, multiple_of=2)] = 32
+    sh_lmax: _NonNegInt = 0
+    batch_size: _Count = 4096
+    n_epochs: _Count = 64
+    learning_rate: _Positive = 2e-3
+    final_lr_fraction: _Fraction = 0.0
+    warmup_steps: _NonNegInt = 100
+    weight_decay: _NonNeg = 1e-4
+    grad_clip: _NonNeg = 1.0
+    ema_decay: Annotated[float, Field(ge=0, lt=1)] = 0.999
+    val_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.25
     ot: bool | None = None
-    ot_block: int = 256
-    ot_epochs: int = 512
-    weight_clip: float = 100.0
-    rtol: float = 1e-4
-    atol: float = 1e-5
-    max_steps: int = 4096
-    fixed_steps: int = 4
-    fixed_solver: str = "rk4"
-    whiten: str = "auto"
-    whiten_width: int = 16
-    whiten_depth: int = 1
-    whiten_degree: int = 0
-    whiten_steps: int = 3000
+    ot_block: _Count = 256
+    ot_epochs: _Count = 512
+    weight_clip: _Positive = 100.0
+    rtol: _Positive = 1e-4
+    atol: _Positive = 1e-5
+    max_steps: _Count = 4096
+    fixed_steps: _NonNegInt = 4
+    fixed_solver: Literal["rk4", "midpoint", "euler"] = "rk4"
+    whiten: Literal["auto", "none", "scalar", "diagonal", "cholesky"] = "auto"
+    whiten_width: _Count = 16
+    whiten_depth: _Count = 1
+    whiten_degree: _NonNegInt = 0
+    whiten_steps: _Count = 3000
     cond_log_r: bool = False
-    cond_jitter: float = 0.0
-    cond_penalty: float = 0.0
-    eval_every: int = 1
-    checkpoint_every: int = 5
-    dtype: str = "float32"
-
-    def __post_init__(self) -> None:
-        positive = ("width", "depth", "batch_size", "n_epochs", "ot_block", "ot_epochs")
-        for name in (*positive, "max_steps", "eval_every", "checkpoint_every"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"FlowConfig.{name} must be >= 1, got {getattr(self, name)}")
-        if self.time_embedding_dim < 2 or self.time_embedding_dim % 2:
-            raise ValueError(
-                f"FlowConfig.time_embedding_dim must be even and >= 2, got {self.time_embedding_dim}"
-            )
-        for name in ("sh_lmax", "fixed_steps", "warmup_steps", "weight_decay", "grad_clip",
-                     "whiten_degree"):  # fmt: skip
-            if getattr(self, name) < 0:
-                raise ValueError(f"FlowConfig.{name} must be >= 0, got {getattr(self, name)}")
-        for name in ("learning_rate", "rtol", "atol", "weight_clip"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value > 0):
-                raise ValueError(f"FlowConfig.{name} must be finite and > 0, got {value}")
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ValueError(f"FlowConfig.ema_decay must be in [0, 1), got {self.ema_decay}")
-        if not 0.0 < self.val_fraction < 1.0:
-            raise ValueError(f"FlowConfig.val_fraction must be in (0, 1), got {self.val_fraction}")
-        if not 0.0 <= self.lr_final_fraction <= 1.0:
-            raise ValueError(
-                f"FlowConfig.lr_final_fraction must be in [0, 1], got {self.lr_final_fraction}"
-            )
-        if self.fixed_solver not in ("rk4", "midpoint", "euler"):
-            raise ValueError(
-                "FlowConfig.fixed_solver must be 'rk4', 'midpoint' or 'euler', "
-                f"got {self.fixed_solver!r}"
-            )
-        if not isinstance(self.cond_log_r, bool):
-            raise ValueError(f"FlowConfig.cond_log_r must be true or false, got {self.cond_log_r!r}")
-        if self.whiten not in ("auto", "none", "scalar", "diagonal", "cholesky"):
-            raise ValueError(
-                "FlowConfig.whiten must be 'auto', 'none', 'scalar', 'diagonal' or 'cholesky', "
-                f"got {self.whiten!r}"
-            )
-        for name in ("whiten_width", "whiten_depth", "whiten_steps"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"FlowConfig.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("cond_jitter", "cond_penalty"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value >= 0):
-                raise ValueError(f"FlowConfig.{name} must be finite and >= 0, got {value}")
-        if self.dtype not in ("float32", "float64"):
-            raise ValueError(f"FlowConfig.dtype must be 'float32' or 'float64', got {self.dtype!r}")
+    cond_jitter: _NonNeg = 0.0
+    cond_penalty: _NonNeg = 0.0
+    eval_every: _Count = 1
+    checkpoint_every: _Count = 5
+    dtype: Literal["float32", "float64"] = "float32"
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FlowConfig:
         """Build from a dict; raises ``ValueError`` naming any unknown key or bad value."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown FlowConfig key(s): {', '.join(unknown)}")
         return cls(**d)
 
     @classmethod

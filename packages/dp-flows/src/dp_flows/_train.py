@@ -47,14 +47,14 @@ def cfm_loss(
 
 
 def make_optimizer(config: FlowConfig, total_steps: int) -> optax.GradientTransformation:
-    """AdamW with linear warm-up and cosine decay (to ``lr_final_fraction`` of the peak)."""
+    """AdamW with linear warm-up and cosine decay (to ``final_lr_fraction`` of the peak)."""
     warmup = min(config.warmup_steps, max(total_steps - 1, 0))
     schedule = optax.warmup_cosine_decay_schedule(
         0.0 if warmup else config.learning_rate,
         config.learning_rate,
         warmup,
         max(total_steps, warmup + 1),
-        end_value=config.learning_rate * config.lr_final_fraction,
+        end_value=config.learning_rate * config.final_lr_fraction,
     )
     adamw = optax.adamw(schedule, weight_decay=config.weight_decay)
     if config.grad_clip > 0:
