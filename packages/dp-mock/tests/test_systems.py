@@ -322,3 +322,31 @@ def test_deterministic_and_thread_independent(name):
     big = s.sample(5, 4000)  # counter-based streams: a smaller draw is a prefix
     assert np.array_equal(big[0][:2000], a[0]) and np.array_equal(big[1][:2000], a[1])
     assert not np.array_equal(s.sample(6, 2000)[0], a[0])
+
+
+@every_system
+def test_enclosed_mass_and_circular_velocity(name):
+    """M(<r) against ∫ 4π r² ρ dr (adaptive quadrature of the closed-form density) and
+    v_c² = r |a(r)| against the closed-form acceleration (Gauss's law for a sphere)."""
+    s = SYSTEMS[name]
+    r = np.array([0.05, 0.5, 1.0, 3.0, s.r_max, 2.5 * s.r_max])  # beyond r_max: untruncated
+    m = s.enclosed_mass(r)
+    for ri, mi in zip(r, m, strict=True):
+        quad, _ = integrate.quad(
+            lambda t: 4 * math.pi * t**2 * s.density(_axis(t))[0],
+            0,
+            ri,
+            epsabs=0,
+            epsrel=1e-12,
+            limit=200,
+        )
+        # smooth (or integrable r⁻¹·r²) integrand: quad reaches ~1e-13; 1e-10 is safe
+        assert mi == pytest.approx(quad, rel=1e-10)
+    x = r[:, None] * np.array([[0.6, -0.48, 0.64]])  # a unit vector off the axes
+    a = np.linalg.norm(s.acceleration(x), axis=1)
+    # Two closed forms of the same quantity: agreement to float64 round-off.
+    np.testing.assert_allclose(s.circular_velocity(r) ** 2, r * a, rtol=1e-12)
+    np.testing.assert_allclose(s.circular_velocity(r) ** 2, s.G * m / r, rtol=1e-12)
+    assert s.circular_velocity(np.array([0.0]))[0] == 0.0
+    # far out the whole mass is enclosed: 1 − M(<r)/M ≤ 2 a/r = 2e-9 at r = 1e9 scale radii
+    assert s.enclosed_mass(np.array([1e9 * s.scale_radius]))[0] == pytest.approx(s.mass, rel=1e-8)

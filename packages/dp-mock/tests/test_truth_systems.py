@@ -134,6 +134,23 @@ def test_truth_plummer_alias():
         _ = hq.plummer
 
 
+def test_truth_enclosed_mass_and_circular_velocity_closed_forms():
+    """Truth's M(<r) and v_c are the textbook closed forms: Plummer M r³/(r² + b²)^(3/2),
+    Hernquist M r²/(r + a)², and v_c² = G M(<r)/r (float64 round-off apart)."""
+    r = np.array([0.1, 1.0, 4.0, 8.0, 20.0])
+    for variant, closed in (
+        ("plummer", lambda m, b: m * r**3 / (r**2 + b**2) ** 1.5),
+        ("hernquist", lambda m, a: m * r**2 / (r + a) ** 2),
+    ):
+        cfg = SMALL.replace(**VARIANTS[variant], dust=False)
+        truth = Truth(cfg)
+        mass = cfg.gm / truth.system.G
+        np.testing.assert_allclose(truth.enclosed_mass(r), closed(mass, cfg.b), rtol=1e-13)
+        np.testing.assert_allclose(
+            truth.circular_velocity(r), np.sqrt(cfg.gm * closed(1.0, cfg.b) / r), rtol=1e-13
+        )
+
+
 def test_default_truth_is_the_old_plummer_closed_form():
     """A configuration without the new keys gives the isotropic Plummer truth in its original
     closed forms, bit for bit (the expressions below are the pre-family implementation)."""

@@ -150,6 +150,28 @@ class AbstractSphericalSystem(abc.ABC):
             return 1.0
         return float(self.mass_fraction(np.array([self.r_max]))[0])
 
+    def enclosed_mass(self, r: Radii) -> Radii:
+        """M(<r) = M · mass_fraction(r) in M☉ at radii r (kpc), the untruncated mass.
+
+        The potential belongs to the whole (untruncated) system; only the tracers stop at r_max,
+        so this is the mass that sets Φ, and M(<r) keeps growing beyond r_max. Closed forms:
+        Plummer M r³/(r² + b²)^(3/2), Hernquist M r²/(r + a)².
+        """
+        r = np.asarray(r, dtype=np.float64)
+        return self.mass * self.mass_fraction(r)
+
+    def circular_velocity(self, r: Radii) -> Radii:
+        """v_c(r) = √(G M(<r) / r) in km/s at radii r (kpc); 0 at r = 0.
+
+        For a spherical system v_c² = r |∂Φ/∂r| = G M(<r)/r by Gauss's law, so this equals
+        √(r |a(r)|) of ``acceleration`` (tested).
+        """
+        r = np.asarray(r, dtype=np.float64)
+        frac = np.asarray(self.mass_fraction(r), dtype=np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            v2 = np.where(r > 0, self.gm * frac / np.where(r > 0, r, 1.0), 0.0)
+        return np.sqrt(v2)
+
     def anisotropy(self, r: Radii) -> Radii:
         """β(r) = 1 − σ_t²/σ_r² = r²/(r² + r_a²) (0 when isotropic)."""
         r = np.asarray(r, dtype=np.float64)

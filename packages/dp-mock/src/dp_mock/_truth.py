@@ -85,6 +85,14 @@ class Truth:
         """Mass density (M☉/kpc³)."""
         return self.system.density(x)
 
+    def enclosed_mass(self, r: Float[np.ndarray, " m"]) -> Float[np.ndarray, " m"]:
+        """M(<r) (M☉) of the system at radii r (kpc), closed form (see the system's method)."""
+        return self.system.enclosed_mass(r)
+
+    def circular_velocity(self, r: Float[np.ndarray, " m"]) -> Float[np.ndarray, " m"]:
+        """v_c(r) = √(G M(<r)/r) (km/s) at radii r (kpc), closed form; 0 at r = 0."""
+        return self.system.circular_velocity(r)
+
     def number_density(self, x: Points) -> Values:
         """Intrinsic tracer pdf n(x) (kpc⁻³), normalised to 1 inside r_max."""
         return self.system.number_density(x)
