@@ -236,3 +236,43 @@ def fig_profile(profiles: Mapping[str, Mapping[str, Any]], path: Path) -> Path:
     ax.set(xlabel="r [kpc]", ylabel=r"$\ln \rho_\mathrm{model}$ [M$_\odot$/kpc$^3$]")
     ax.legend()
     return save(fig, path)
+
+
+def fig_vc_mass(profiles: Mapping[str, Any], path: Path) -> Path:
+    """v_c(R) at z = 0 and M(<r) of every fit, the truth dashed when known.
+
+    With the truth a second row shows the relative errors (model − true)/true, where a few per
+    cent are visible that the curves themselves would hide.
+    """
+    r = np.asarray(profiles["r_kpc"], dtype=float)
+    vc, mass = profiles["v_c_kms"], profiles["mass_msun"]
+    methods = [m for m in vc if m != "truth"]
+    truth = "truth" in vc
+    fig = Figure(layout="constrained", figsize=(10, 7.0 if truth else 3.8))
+    axes = fig.subplots(2 if truth else 1, 2, squeeze=False, sharex="col")
+    for j, (curves, label) in enumerate(
+        ((vc, r"$v_c(R)$ [km/s], $z = 0$"), (mass, r"$M(<r)$ [M$_\odot$]"))
+    ):
+        ax = axes[0, j]
+        for m in methods:
+            ax.plot(r, np.asarray(curves[m], dtype=float), "-", color=COLORS.get(m, "tab:gray"),
+                    label=m)  # fmt: skip
+        if truth:
+            ax.plot(r, np.asarray(curves["truth"], dtype=float), "--", color="k", label="truth")
+        ax.set(ylabel=label, xlabel="" if truth else ("R [kpc]" if j == 0 else "r [kpc]"))
+        if j == 1:
+            _log_y(ax)
+        ax.legend(fontsize=8)
+        if truth:
+            ax = axes[1, j]
+            true = np.asarray(curves["truth"], dtype=float)
+            for m in methods:
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    err = np.asarray(curves[m], dtype=float) / true - 1.0
+                ax.plot(r, err, "-", color=COLORS.get(m, "tab:gray"), label=m)
+            _ref_lines(ax, True)
+            ax.set(xlabel="R [kpc]" if j == 0 else "r [kpc]",
+                   ylabel=r"$v_c / v_{c,\mathrm{true}} - 1$" if j == 0
+                   else r"$M / M_\mathrm{true} - 1$")  # fmt: skip
+    fig.suptitle("Circular velocity and enclosed mass of the fitted potentials")
+    return save(fig, path)

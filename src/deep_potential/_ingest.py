@@ -7,7 +7,8 @@ mas, mas/yr, km/s unless the table carries units). Distances are 1/parallax. The
 (astropy's defaults otherwise). Every dropped row is counted against the first cut that drops
 it, and the cuts, the counts and the frame are stored as attributes of the catalogue.
 
-Needs astropy: ``pip install "deep-potential[astropy]"`` (Parquet also needs pyarrow).
+Needs astropy: ``pip install "deep-potential[astropy]"``; Parquet also needs pyarrow and pandas
+(astropy reads Parquet through both): ``pip install "deep-potential[parquet]"``.
 """
 
 from __future__ import annotations
@@ -50,6 +51,22 @@ def _astropy() -> tuple[Any, Any, Any]:
             'ingest needs astropy: pip install "deep-potential[astropy]" (or pip install astropy)'
         ) from err
     return coord, table, u
+
+
+PARQUET_MODULES = ("pyarrow", "pandas")
+"""What astropy's Parquet reader imports (astropy 8 refuses to read without pandas)."""
+
+
+def _require_parquet() -> None:
+    """Raise an ImportError naming the ``parquet`` extra when astropy cannot read Parquet."""
+    import importlib.util
+
+    missing = [m for m in PARQUET_MODULES if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ImportError(
+            f"reading Parquet needs {' and '.join(missing)} (astropy reads Parquet through "
+            'pyarrow and pandas): pip install "deep-potential[parquet]"'
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -175,7 +192,12 @@ class IngestResult:
 
 
 def read_table(path: str | Path, format: str | None = None) -> Any:
-    """Read a table with `astropy.table.Table.read`, the format inferred from the suffix."""
+    """Read a table with `astropy.table.Table.read`, the format inferred from the suffix.
+
+    Raises:
+        ImportError: astropy is missing, or a Parquet table without pyarrow and pandas (the
+            message names the extra to install).
+    """
     _, table, _ = _astropy()
     path = Path(path)
     if not path.exists():
@@ -186,6 +208,8 @@ def read_table(path: str | Path, format: str | None = None) -> Any:
         if format is None:
             raise ValueError(f"{path}: unknown table format; pass format= (one of "
                              f"{sorted(set(FORMATS.values()))})")  # fmt: skip
+    if format == "parquet":
+        _require_parquet()  # astropy's own error names neither the package set nor the extra
     return table.Table.read(path, format=format)
 
 

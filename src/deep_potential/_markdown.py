@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ._config import PipelineConfig
 
 G_PC3 = 1e-9  # M☉/kpc³ -> M☉/pc³
@@ -54,6 +56,44 @@ def goal_check(metrics: Mapping[str, Any]) -> list[str]:
             f"→ {'meets' if ok2 else 'misses'} the target"
         )
     return lines
+
+
+def _profile_section(metrics: Mapping[str, Any]) -> list[str]:
+    """v_c and M(<r): relative errors by radius against the truth, or values at the bin edges.
+
+    Without the truth the curves are tabulated at the outer edge of each radial bin that the
+    curves reach (linear interpolation between the profile radii)."""
+    prof = metrics["profiles"]
+    methods = [m for m in prof["v_c_kms"] if m != "truth"]
+    L = ["## Circular velocity and enclosed mass", ""]
+    if metrics["truth"]:
+        for m in methods:
+            ev, em = metrics["methods"][m]["v_c_rel_err"], metrics["methods"][m]["mass_rel_err"]
+            L += [
+                f"{m}: v_c(R) / v_c,true − 1 median {_f(ev['all']['median'])} (16/84 %: "
+                f"{_f(ev['all']['p16'])}/{_f(ev['all']['p84'])}); M(<r) / M_true − 1 median "
+                f"{_f(em['all']['median'])} (16/84 %: {_f(em['all']['p16'])}/"
+                f"{_f(em['all']['p84'])}).",
+                "",
+                "| r [kpc] | radii | median Δv_c/v_c | median ΔM/M |",
+                "|---|---|---|---|",
+            ]
+            for bv, bm in zip(ev["by_r"], em["by_r"], strict=True):
+                L.append(f"| {bv['lo']:.3g}–{bv['hi']:.3g} | {bv['n']} | {_f(bv['median'])} | "
+                         f"{_f(bm['median'])} |")  # fmt: skip
+            L.append("")
+    else:
+        r = prof["r_kpc"]
+        at = [e for e in metrics["r_bin_edges"] if r[0] <= e <= r[-1]]
+        head = [f"v_c {m} [km/s]" for m in methods] + [f"M(<r) {m} [M☉]" for m in methods]
+        L += [f"| r [kpc] | {' | '.join(head)} |", "|---" * (len(head) + 1) + "|"]
+        for e in at:
+            vals = [float(np.interp(e, r, prof["v_c_kms"][m])) for m in methods]
+            vals += [float(np.interp(e, r, prof["mass_msun"][m])) for m in methods]
+            L.append(f"| {e:.3g} | " + " | ".join(f"{v:.4g}" for v in vals) + " |")
+        L.append("")
+    L += [prof["notes"], ""]
+    return L
 
 
 def write_report_md(
@@ -144,6 +184,8 @@ def write_report_md(
                 ]
                 L.append(f"| {b['lo']:.3g}–{b['hi']:.3g} | {e[0]:.4g} | {e[1]:.4g} | {e[2]:.4g} |")
             L.append("")
+    if metrics.get("profiles"):
+        L += _profile_section(metrics)
     pv = metrics.get("p_v_given_x")
     if pv:
         a = pv["dlnp"]["all"]

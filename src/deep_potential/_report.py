@@ -12,6 +12,7 @@ import numpy as np
 
 from . import _figures as F
 from . import _metrics as M
+from . import _profiles as P
 from ._config import PipelineConfig
 from ._diagnostics import ensemble_bias_variance, gradient_diagnostics
 from ._manifest import write_json_atomic
@@ -113,6 +114,11 @@ def make_report(
             metrics["catalog_frame"] = str(f.attrs["frame_text"])
     files: dict[str, str] = {}
     stars = _stars(catalog)
+    # v_c(R) and M(<r) of every fit (and the truth's closed forms): cheap, N_RADII radii.
+    radii = P.profile_radii(np.linalg.norm(stars["x"], axis=1), r_max)
+    metrics["profiles"], profile_errors = P.potential_profiles(models, truth, radii, r_edges)
+    for m, err in profile_errors.items():
+        metrics["methods"][m] |= err
     if truth is not None:
         metrics["p_v_given_x"] = _vdist_metrics(
             flow_dirs["conditional"], stars, truth, rng, rep.n_logp, s_edges
@@ -321,4 +327,6 @@ def _figures(
     profiles = {m: metrics["methods"][m]["ln_rho_model"] for m in methods}
     F.fig_profile(profiles, out / "density_profile.png")
     files["profile"] = "density_profile.png"
+    F.fig_vc_mass(metrics["profiles"], out / "vc_mass_profile.png")
+    files["vc_mass"] = "vc_mass_profile.png"
     return files
