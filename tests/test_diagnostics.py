@@ -23,7 +23,7 @@ def test_exact_gradients_have_no_error_and_recover_the_acceleration():
     m = d["median"]
     # Exact closed forms: only float64 round-off (and the lstsq solve, cond ~ 1e3) remains.
     assert m["grad_x_rel"] < 1e-10 and m["grad_x_vdep_rel"] < 1e-10
-    assert m["local_acc_rel"] < 1e-8
+    assert m["local_acc_rel"] < 1e-8 and abs(m["local_acc_ratio"] - 1.0) < 1e-8
     # ∇ln n of the truth by central differences (h = 1e-4 kpc): error ~ h² |∂³ ln n| ≪ 1e-6.
     assert m["local_grad_ln_n_err"] < 1e-6
 
@@ -45,6 +45,19 @@ def test_a_v_independent_error_is_absorbed_a_v_dependent_one_is_not():
     assert a["grad_x_vdep_rel"] < 1e-10 and a["grad_x_mean_rel"] > 0.05
     assert a["local_acc_rel"] < 1e-8  # the fit puts the shift into ∇ln n
     assert b["grad_x_vdep_rel"] > 0.05 and b["local_acc_rel"] > 0.01
+
+
+def test_signed_force_ratio_sees_a_too_weak_pull():
+    truth = _truth()
+    x = np.random.default_rng(2).uniform(-4, 4, (500, 3))
+
+    def steep(xx, vv):  # ∇ᵥ ln p doubled: v·∇ₓ ln p = g·∇ᵥ ln p then holds with g/2
+        gx, gv = truth.grad_log_p_v_given_x(xx, vv)
+        return gx, 2.0 * gv
+
+    m = gradient_diagnostics(steep, truth, x, n_pos=32, n_vel=16)["median"]
+    # Exact up to the lstsq round-off of the test above.
+    assert abs(m["local_acc_ratio"] - 0.5) < 1e-8 and abs(m["local_acc_rel"] - 0.5) < 1e-8
 
 
 def test_ensemble_bias_and_spread_separate_a_shared_error_from_member_noise():

@@ -120,7 +120,8 @@ def gradient_diagnostics(
         A JSON-serialisable dict: overall medians and per-bin tables (``by_r``, ``by_s``) of
         ``grad_x_rel`` (|Δ∇ₓ ln p| / |∇ₓ ln p|), its v-mean part ``grad_x_mean_rel`` and
         v-dependent part ``grad_x_vdep_rel``, ``grad_v_rel``, the local-fit acceleration error
-        ``local_acc_rel`` (|g − ∇Φ| / |∇Φ|) and, with ``sample_fn``, velocity-moment ratios.
+        ``local_acc_rel`` (|g − ∇Φ| / |∇Φ|), its signed projection ``local_acc_ratio``
+        (g·∇Φ / |∇Φ|²: below 1 the flow implies too weak a force) and, with ``sample_fn``, velocity-moment ratios.
     """
     x, xs, vs, tx, tv = _true_draws(truth, positions, n_pos, n_vel, [int(seed), 0xD1A6])
     gx, gv = grad_fn(xs, vs)
@@ -142,6 +143,9 @@ def gradient_diagnostics(
     g, a = local_acceleration_fit(x, vs.reshape(shape), gx.reshape(shape), gv.reshape(shape))
     g_true = -truth.acceleration(x)
     rel["local_acc_rel"] = np.linalg.norm(g - g_true, axis=1) / np.linalg.norm(g_true, axis=1)
+    # Signed: the local fit's pull along the true one (< 1: the flow implies too weak a
+    # force there, which biases the fitted density low).
+    rel["local_acc_ratio"] = np.sum(g * g_true, axis=1) / np.sum(g_true * g_true, axis=1)
     g0, _ = local_acceleration_fit(x, vs.reshape(shape), tx.reshape(shape), tv.reshape(shape))
     rel["local_acc_rel_truth"] = np.linalg.norm(g0 - g_true, axis=1) / np.linalg.norm(
         g_true, axis=1
