@@ -129,18 +129,23 @@ def _one_line(cls: Any, err: pydantic.ValidationError) -> str:
 
 def describe(info: FieldInfo) -> str:
     """What a field accepts, in words, from its declaration (``an integer ≥ 1``)."""
-    tp: Any = info.annotation
-    meta: list[Any] = list(info.metadata)
+    return _describe(info.annotation, list(info.metadata))
+
+
+def _describe(tp: Any, meta: list[Any]) -> str:
     optional = False
     while True:
         origin = get_origin(tp)
         if origin is Annotated:
             tp, *extra = get_args(tp)
-            meta += extra
-        elif origin in (Union, types.UnionType) and type(None) in get_args(tp):
-            optional = True
-            rest = [a for a in get_args(tp) if a is not type(None)]
-            tp = rest[0] if len(rest) == 1 else Union[tuple(rest)]  # noqa: UP007
+            meta = [*meta, *extra]
+        elif origin in (Union, types.UnionType):
+            members = [a for a in get_args(tp) if a is not type(None)]
+            optional = optional or len(members) < len(get_args(tp))
+            if len(members) > 1:  # e.g. bool | Literal["auto"]: each member with its own rules
+                text = " or ".join(_describe(a, []) for a in members)
+                return text + (" (or None)" if optional else "")
+            tp = members[0]
         else:
             break
     flat: list[Any] = []
@@ -152,7 +157,8 @@ def describe(info: FieldInfo) -> str:
             if getattr(m, key, None) is not None:
                 c[key] = getattr(m, key)
     if get_origin(tp) is Literal:
-        text = f"one of {list(get_args(tp))}"
+        values = list(get_args(tp))
+        text = repr(values[0]) if len(values) == 1 else f"one of {values}"
     elif tp is bool:
         text = "true or false"
     elif tp is int:
