@@ -76,7 +76,12 @@ class FlowConfig:
             degree instead of the MLP.
         whiten_steps: AdamW steps of its Gaussian-likelihood fit.
         cond_log_r: give the networks (vector field and whitener) of a conditional flow the
-            log-radius of the condition as one more input (`dp_flows.condition_features`).
+            log-radius of the condition as one more input (`dp_flows.condition_features`):
+            ``True``, ``False``, or ``"auto"`` (default: fit the whitening with and without it
+            and keep it only if the held-out stars' likelihood improves by > 3 standard
+            errors; without whitening, off). Measured on a cuspy Hernquist mock (96 epochs):
+            local force error of the flow 0.64 → 0.15 with it; on the cored Plummer demo it
+            adds a spurious slope at the centre, and "auto" leaves it off there.
         cond_jitter: standard deviation (in standardised units of the condition) of Gaussian
             noise added to the condition in training (0 = none): smooths the flow's learned
             dependence on the condition on that scale.
@@ -114,7 +119,7 @@ class FlowConfig:
     whiten_depth: _Count = 1
     whiten_degree: _NonNegInt = 0
     whiten_steps: _Count = 3000
-    cond_log_r: bool = False
+    cond_log_r: bool | Literal["auto"] = "auto"
     cond_jitter: _NonNeg = 0.0
     cond_penalty: _NonNeg = 0.0
     eval_every: _Count = 1
