@@ -184,15 +184,23 @@ def test_fit_flow_with_log_radius_feature(tmp_path):
         dp_flows.FlowConfig(cond_log_r="false")
 
 
-@pytest.mark.parametrize("cusp", [True, False])
-def test_auto_log_radius_follows_the_held_out_likelihood(cusp):
+@pytest.mark.slow  # four whitening fits per case: ~20 s each on 2 idle cores
+@pytest.mark.parametrize(
+    ("case", "mode", "log_r"),
+    [("cusp", "scalar", True), ("core", "scalar", False), ("radial", "cholesky", False)],
+)
+def test_auto_whitening_follows_the_held_out_likelihood(case, mode, log_r):
     rng = np.random.default_rng(11)
     x = rng.normal(size=(8192, 3))
-    r = np.linalg.norm(x, axis=1)
-    # A dispersion that falls to zero at the centre like √r (a cusp) — linear in ln r, a kink
-    # for a Cartesian network — or a smooth core: the feature is worth keeping only for the first.
-    sigma = np.sqrt(r) if cusp else 1.0 + 0.1 * r**2
-    v = rng.normal(size=(8192, 3)) * sigma[:, None]
-    config = dp_flows.FlowConfig(n_epochs=1, whiten="scalar", whiten_steps=600, **SMALL)
+    r = np.linalg.norm(x, axis=1, keepdims=True)
+    n = rng.normal(size=(8192, 3))
+    if case == "cusp":  # σ falls to zero at the centre like √r: linear in ln r, a kink in x
+        v = n * np.sqrt(r)
+    elif case == "core":  # smooth and isotropic: σ(x) alone is enough
+        v = n * (1.0 + 0.1 * r**2)
+    else:  # radially elongated velocity ellipsoid: σ_r = 2, σ_t = 0.5 about r̂
+        rhat = x / r
+        v = 0.5 * n + 1.5 * np.sum(n * rhat, axis=1, keepdims=True) * rhat
+    config = dp_flows.FlowConfig(n_epochs=1, whiten_steps=600, **SMALL)
     flow = dp_flows.fit_flow(v, condition=x, config=config, seed=0, progress=False)
-    assert flow.cond_log_r == cusp
+    assert flow.whitener.mode == mode and flow.cond_log_r == log_r

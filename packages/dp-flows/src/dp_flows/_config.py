@@ -68,9 +68,12 @@ class FlowConfig:
             ``"none"``, ``"scalar"`` (mean μ(c) and dispersion σ(c)), ``"diagonal"`` or
             ``"cholesky"`` (mean and full covariance factor L(c)); the flow then models
             u = L(c)⁻¹(z − μ(c)) given c, with the exact change of variables. ``"auto"``
-            (default): ``"cholesky"`` for conditional flows, ``"none"`` otherwise. Measured on
-            the demo mock (96 epochs, conditional fit): median Δln ρ −0.51…−0.09 without,
-            −0.13…+0.07 with Cholesky whitening (``benchmarks/results/flows.md``).
+            (default): for conditional flows, ``"scalar"`` unless the full ``"cholesky"``
+            factor fits held-out stars better by > 3 standard errors (an anisotropic
+            system), chosen together with ``cond_log_r``; ``"none"`` for unconditional flows.
+            Measured on the demo mock (96 epochs, conditional fit): median Δln ρ −0.51…−0.09
+            without, −0.13…+0.07 with Cholesky, −0.12…+0.05 with scalar whitening
+            (``benchmarks/results/flows.md``).
         whiten_width, whiten_depth: the whitening network (a SiLU MLP of the condition).
         whiten_degree: if > 0, the whitening uses polynomials of the condition of this
             degree instead of the MLP.
@@ -79,7 +82,7 @@ class FlowConfig:
             log-radius of the condition as one more input (`dp_flows.condition_features`):
             ``True``, ``False``, or ``"auto"`` (default: fit the whitening with and without it
             and keep it only if the held-out stars' likelihood improves by > 3 standard
-            errors; without whitening, off). Measured on a cuspy Hernquist mock (96 epochs):
+            errors, see ``whiten``; without whitening, off). Measured on a cuspy Hernquist mock (96 epochs):
             local force error of the flow 0.64 → 0.15 with it; on the cored Plummer demo it
             adds a spurious slope at the centre, and "auto" leaves it off there.
         cond_jitter: standard deviation (in standardised units of the condition) of Gaussian
