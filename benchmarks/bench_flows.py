@@ -18,6 +18,7 @@ import dp_flows
 import equinox as eqx
 import jax
 import numpy as np
+import tomllib
 from dp_flows._fields import ResNetField
 from dp_flows._train import make_optimizer, make_step
 
@@ -199,6 +200,12 @@ def conditional_accuracy(
         d = gradient_diagnostics(grad_fn, truth, x, seed=2, sample_fn=sample_fn)
         print("diagnostics (256 positions x 64 true velocities; see deep_potential._diagnostics):")
         print("  " + ", ".join(f"{k} {v:.3f}" for k, v in d["median"].items()))
+        for row in d["by_r"]:
+            print(
+                f"  r {row['lo']:.1f}-{row['hi']:.1f} kpc (n={row['n']}): local_acc_rel "
+                f"{row['local_acc_rel']:.3f}, local_acc_ratio {row['local_acc_ratio']:.3f}, "
+                f"grad_x_vdep_rel {row['grad_x_vdep_rel']:.3f}, grad_v_rel {row['grad_v_rel']:.3f}"
+            )
 
 
 def main() -> None:
@@ -239,8 +246,14 @@ def main() -> None:
     cfg = dp_flows.FlowConfig(**RECOMMENDED_CONDITIONAL)
     for item in args.set:
         key, _, value = item.partition("=")
-        cur = getattr(cfg, key)
-        cfg = cfg.replace(**{key: type(cur)(value) if cur is not None else value})
+        getattr(cfg, key)  # an unknown key fails here, naming it
+        # A TOML literal (true, 96, 2e-3, "auto"); a bare word is a string (whiten=scalar).
+        # FlowConfig is strict, so a value of the wrong type is refused, not coerced.
+        try:
+            parsed = tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            parsed = value
+        cfg = cfg.replace(**{key: parsed})
     if args.quick:
         cfg = cfg.replace(n_epochs=min(cfg.n_epochs, 8))
     with tempfile.TemporaryDirectory(prefix="bench-flows-") as tmp:
