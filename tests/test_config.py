@@ -9,10 +9,6 @@ import pytest
 from deep_potential import ConfigError, config_from_dict, load_config
 from deep_potential._cli import main
 
-pytest.importorskip("dp_mock")
-pytest.importorskip("dp_flows")
-pytest.importorskip("dp_cbe")
-
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 

@@ -8,15 +8,13 @@ import dataclasses
 import inspect
 from pathlib import Path
 
+import dp_cbe
+import dp_flows
 import h5py
 import numpy as np
 import pytest
 
 from deep_potential._cli import main
-
-dp_mock = pytest.importorskip("dp_mock")
-dp_flows = pytest.importorskip("dp_flows")
-dp_cbe = pytest.importorskip("dp_cbe")
 
 
 def _check(tmp_path: Path, text: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:

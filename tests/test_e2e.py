@@ -6,15 +6,12 @@ import json
 import math
 from pathlib import Path
 
+import dp_mock
 import h5py
 import numpy as np
 import pytest
 
 from deep_potential import STAGES, load_config, run_pipeline
-
-dp_mock = pytest.importorskip("dp_mock")
-pytest.importorskip("dp_flows")
-pytest.importorskip("dp_cbe")
 
 TINY = Path(__file__).with_name("tiny.toml")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

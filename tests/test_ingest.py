@@ -12,7 +12,7 @@ import h5py
 import numpy as np
 import pytest
 
-pytest.importorskip("astropy")
+pytest.importorskip("astropy", reason="deep-potential ingest needs the optional [astropy] extra")
 import astropy.coordinates as coord
 import astropy.units as u
 from astropy.table import Table

@@ -8,20 +8,18 @@ import math
 from pathlib import Path
 from typing import Any
 
+import dp_mock
 import h5py
 import numpy as np
 import pytest
 
-pytest.importorskip("astropy")
-dp_mock = pytest.importorskip("dp_mock")
-pytest.importorskip("dp_flows")
-pytest.importorskip("dp_cbe")
-import astropy.coordinates as coord  # noqa: E402
-import astropy.units as u  # noqa: E402
-from astropy.table import Table  # noqa: E402
-from astropy.utils import iers  # noqa: E402
+pytest.importorskip("astropy", reason="deep-potential ingest needs the optional [astropy] extra")
+import astropy.coordinates as coord
+import astropy.units as u
+from astropy.table import Table
+from astropy.utils import iers
 
-from deep_potential._cli import main  # noqa: E402
+from deep_potential._cli import main
 
 iers.conf.auto_download = False  # no network: Galactocentric needs no IERS tables anyway
 

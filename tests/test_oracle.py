@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import dp_mock
 import numpy as np
 import pytest
 
 from deep_potential._stages import oracle_gradients
-
-dp_mock = pytest.importorskip("dp_mock")
 
 
 @pytest.fixture(scope="module")

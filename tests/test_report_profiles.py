@@ -5,13 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import dp_mock
 import numpy as np
 import pytest
 
-dp_mock = pytest.importorskip("dp_mock")
-pytest.importorskip("dp_cbe")
-
-from deep_potential import _figures, _markdown, _profiles  # noqa: E402
+from deep_potential import _figures, _markdown, _profiles
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 R_EDGES = np.linspace(0.0, 8.0, 5)

@@ -176,7 +176,7 @@ def _package_config(cls: Any, d: Mapping[str, Any], section: str) -> Any:
                     section, f"unknown key {k!r} in [{section}] (known: {', '.join(known)})"
                 )
     try:
-        return cls.from_dict(dict(d))
+        return cls.from_dict(dict(d))  # pyright: ignore[reportAttributeAccessIssue]  # every package config class has from_dict; is_dataclass narrowed cls: Any
     except (ValueError, TypeError, KeyError) as e:
         raise _fail(section, str(e)) from e
 
@@ -202,7 +202,7 @@ def _parse_mock(raw: Any, seed: int) -> Any:
     preset = raw.pop("preset", None)
     base: dict[str, Any] = {}
     if preset is not None:
-        make = getattr(dp_mock, "preset", None) or dp_mock.MockConfig.preset
+        make = dp_mock.preset
         try:
             base = make(preset).to_dict()
         except (ValueError, KeyError) as e:

@@ -255,8 +255,9 @@ def ingest_table(
     cuts = Cuts() if cuts is None else cuts
     frame = Frame() if frame is None else frame
     columns = dict(columns or {})
-    cols = {n: _column(tab, n, columns, u) for n in (*GAIA_COLUMNS, "parallax_error",
-                                                     "radial_velocity_error")}  # fmt: skip
+    # ndarray or None (absent); Any because the required ones are checked for None just below
+    cols: dict[str, Any] = {n: _column(tab, n, columns, u) for n in (*GAIA_COLUMNS,
+                            "parallax_error", "radial_velocity_error")}  # fmt: skip
     for n in ("ra", "dec", "parallax", "pmra", "pmdec"):
         if cols[n] is None:
             raise KeyError(f"{source}: required column {columns.get(n, n)!r} is missing "
@@ -402,7 +403,7 @@ def catalog_to_skycoord(
     if isinstance(x, str | Path):
         path = Path(x)
         with h5py.File(path, "r") as f:
-            xs, vs = np.asarray(f["stars/x"][()]), np.asarray(f["stars/v"][()])
+            xs, vs = np.asarray(f["stars/x"][()]), np.asarray(f["stars/v"][()])  # pyright: ignore[reportIndexIssue]  # h5py types f[...] as Group | Dataset | Datatype
         stored = read_frame(path)
         if frame is None and stored is not None:
             frame = Frame.from_resolved(stored)

@@ -195,6 +195,7 @@ def _vdist_metrics(
 
     def grad_fn(x: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         gv, gx = dp_flows.grad_log_prob(flow, v, condition=x, progress=False)
+        assert gx is not None  # p(v|x) is a conditional flow
         return gx, gv
 
     def sample_fn(x: np.ndarray) -> np.ndarray:
@@ -219,6 +220,7 @@ def _ensemble_metrics(
     def grad_fn(flow: Any) -> Any:
         def fn(x: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             gv, gx = dp_flows.grad_log_prob(flow, v, condition=x, progress=False)
+            assert gx is not None  # p(v|x) is a conditional flow
             return gx, gv
 
         return fn

@@ -85,7 +85,11 @@ def _from_request(run_dir: Path, from_stage: str | None) -> tuple[str | None, st
 def _run_locked(config: PipelineConfig, run_dir: Path, from_stage: str | None) -> RunResult:
     from_stage, token = _from_request(run_dir, from_stage)
     first = _stages.STAGES.index(from_stage) if from_stage else len(_stages.STAGES)
-    force = {s: token if i >= first else False for i, s in enumerate(_stages.STAGES)}
+    # token is None only when nothing is forced (first == len(STAGES))
+    force: dict[str, bool | str] = {
+        s: token if token is not None and i >= first else False
+        for i, s in enumerate(_stages.STAGES)
+    }
     write_json_atomic(
         run_dir / "config.json", {k: section_dict(v) for k, v in vars(config).items()}
     )

@@ -50,6 +50,7 @@ def make_mock(config: PipelineConfig, out: Path) -> dict[str, str]:
     """Generate the mock catalogue into ``out/catalog.h5``."""
     import dp_mock
 
+    assert config.mock is not None  # None only when [data] replaces the mock
     path = dp_mock.generate_catalog(config.mock, out / "catalog.h5", progress=True)
     dp_mock.read_catalog(path)  # validates shapes and finiteness
     return {"catalog": Path(path).name}

@@ -44,7 +44,7 @@ def _gala_class() -> type:
 
         def __init__(self, source: Any, units: Any = None) -> None:
             if units is None:
-                from gala.units import galactic
+                from gala.units import galactic  # pyright: ignore[reportMissingImports]  # the optional [gala] extra
 
                 units = galactic
             self._source = source
@@ -52,10 +52,10 @@ def _gala_class() -> type:
             us = self.units
             kpc, v2 = u.kpc, (u.km / u.s) ** 2
             self._length = float((1.0 * us["length"]).to_value(kpc))  # gala length → kpc
-            self._phi = float((1.0 * v2).decompose(us).value)
-            self._acc = float((1.0 * v2 / kpc).decompose(us).value)
-            self._hess = float((1.0 * v2 / kpc**2).decompose(us).value)
-            self._rho = float((1.0 * u.Msun / kpc**3).decompose(us).value)
+            self._phi = float((1.0 * v2).decompose(us).value)  # pyright: ignore[reportAttributeAccessIssue]  # astropy types number * unit as a unit; it is a Quantity
+            self._acc = float((1.0 * v2 / kpc).decompose(us).value)  # pyright: ignore[reportAttributeAccessIssue]  # astropy types number * unit as a unit; it is a Quantity
+            self._hess = float((1.0 * v2 / kpc**2).decompose(us).value)  # pyright: ignore[reportAttributeAccessIssue]  # astropy types number * unit as a unit; it is a Quantity
+            self._rho = float((1.0 * u.Msun / kpc**3).decompose(us).value)  # pyright: ignore[reportAttributeAccessIssue]  # astropy types number * unit as a unit; it is a Quantity
 
         def _kpc(self, q: np.ndarray) -> np.ndarray:
             return np.ascontiguousarray(q, dtype=np.float64) * self._length
@@ -88,6 +88,8 @@ def to_gala(pot: Any, units: Any = None) -> Any:
     apply); each step costs one batched call of ``pot.acceleration`` over all orbits.
 
     Example:
+        Skipped in doctests: it needs a fitted model directory and the optional gala.
+
         >>> pot = dp_cbe.load_model("potential/").to_gala()  # doctest: +SKIP
         >>> orbit = pot.integrate_orbit(w0, dt=1.0, n_steps=5000)  # doctest: +SKIP
 
@@ -121,7 +123,9 @@ class _Cylindrical:
         self._cache[name] = (x.copy(), value)
         return value
 
-    def forces(self, R: Any, z: Any, phi: Any) -> tuple[np.ndarray, ...]:
+    def forces(
+        self, R: Any, z: Any, phi: Any
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, ...]]:
         """F_R, F_z, torque −∂Φ/∂φ (natural units) and the output shape."""
         x, shape, (r, c, s) = self.points(R, z, phi)
         a = self.cached("acceleration", x) * (self.ro / self.vo**2)
@@ -233,6 +237,8 @@ def to_galpy(pot: Any, ro: float = 8.0, vo: float = 220.0) -> Any:
     ``"dop853"``, ``"leapfrog"``); each force call is one batched ``pot.acceleration``.
 
     Example:
+        Skipped in doctests: it needs a fitted model and the optional galpy.
+
         >>> from galpy.orbit import Orbit  # doctest: +SKIP
         >>> gp = sol.to_galpy(ro=8.0, vo=220.0)  # doctest: +SKIP
         >>> o = Orbit([1.0, 0.1, 1.1, 0.0, 0.1, 0.0], ro=8.0, vo=220.0)  # doctest: +SKIP

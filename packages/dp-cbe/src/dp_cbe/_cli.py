@@ -56,7 +56,7 @@ def _read_points(path: Path) -> np.ndarray:
     with h5py.File(path, "r") as fh:
         if "x" not in fh:
             raise KeyError(f"{path}: missing dataset /x (n, 3) in kpc")
-        x = np.asarray(fh["x"][()], np.float64)
+        x = np.asarray(fh["x"][()], np.float64)  # pyright: ignore[reportIndexIssue]  # h5py types f[...] as Group | Dataset | Datatype
     if x.ndim != 2 or x.shape[1] != 3:
         raise ValueError(f"{path}: /x must have shape (n, 3), got {x.shape}")
     if len(x) == 0:
@@ -125,6 +125,7 @@ def evaluate(model_dir: Path, points: Path, out: Path) -> Path:
     )
     n_out = int(outside.sum())
     if n_out:
+        assert half is not None  # outside is all False without a training half-width
         print(f"dp-cbe: WARNING: {n_out} of {len(x)} points lie outside the training volume "
               f"(radius > {_EDGE_MARGIN * half:.4g} kpc): extrapolation, flagged in /outside_training_volume",
               file=sys.stderr)  # fmt: skip

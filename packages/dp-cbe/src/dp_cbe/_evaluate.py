@@ -41,8 +41,15 @@ class JaxPotential(eqx.Module):
         phi: a callable x (3,) kpc → Φ in internal units ((100 km/s)²), e.g. a `ScalarField`.
 
     Example:
-        >>> jp = sol.as_jax()  # doctest: +SKIP
+        A fitted solution gives one with ``sol.as_jax()``; here Φ = |x|²/2 in (100 km/s)² with
+        x in kpc, whose acceleration is −10⁴ x (km/s)²/kpc:
+
+        >>> import jax.numpy as jnp
+        >>> jp = JaxPotential(lambda x: 0.5 * jnp.sum(x**2))
+        >>> x = jnp.array([[1.0, 0.0, 0.0], [0.0, 2.0, 0.0]])  # (n, 3) kpc
         >>> acc = jax.jit(jax.vmap(jp.acceleration))(x)  # (n, 3) (km/s)²/kpc
+        >>> np.allclose(acc, -1.0e4 * x)
+        True
     """
 
     phi: Callable[[Float[Array, 3]], Scalar]

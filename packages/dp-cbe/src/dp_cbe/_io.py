@@ -112,8 +112,8 @@ def read_gradients(path: str | Path) -> GradientSet:
             raise KeyError(f"{path}: missing root attribute 'density' (one of {DENSITIES})")
         density = fh.attrs["density"]
         density = density.decode() if isinstance(density, bytes) else str(density)
-        arrays = {k: fh[k][()] for k in _VECTORS}
-        ln_n_obs = fh["ln_n_obs"][()] if "ln_n_obs" in fh else None
+        arrays = {k: np.asarray(fh[k][()]) for k in _VECTORS}  # pyright: ignore[reportIndexIssue]  # h5py types f[...] as Group | Dataset | Datatype
+        ln_n_obs = np.asarray(fh["ln_n_obs"][()]) if "ln_n_obs" in fh else None  # pyright: ignore[reportIndexIssue]  # h5py types f[...] as Group | Dataset | Datatype
     return GradientSet(**arrays, density=density, ln_n_obs=ln_n_obs)
 
 
@@ -156,7 +156,7 @@ def _umask() -> int:
     return old
 
 
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     """Call ``write(tmp)`` on a temp file in path's folder, then ``os.replace`` it onto path.
 
     The file gets the mode a plain ``open()`` would give it (``0o666 & ~umask``), not

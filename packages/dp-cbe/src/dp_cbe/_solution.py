@@ -53,8 +53,14 @@ class PotentialSolution:
         history: training history (may be empty).
 
     Example:
-        >>> sol = dp_cbe.load_model("model_dir")  # doctest: +SKIP
-        >>> rho = sol.density(np.array([[1.0, 0.0, 0.0]]))  # M☉/kpc³
+        A fitted model comes from ``dp_cbe.fit`` or ``dp_cbe.load_model("model_dir")``; here a
+        tiny untrained one (random weights) shows the calls:
+
+        >>> hyper = {"method": "vanilla", "aux": None,
+        ...          "phi": {"width": 8, "depth": 1, "in_mean": [0.0, 0.0, 0.0]}}
+        >>> sol = PotentialSolution(build_model(hyper), hyper)
+        >>> sol.density(np.array([[1.0, 0.0, 0.0]])).shape  # M☉/kpc³
+        (1,)
     """
 
     def __init__(

@@ -41,7 +41,7 @@ def data_hash(*arrays: np.ndarray | None) -> str:
             continue
         a = np.ascontiguousarray(a)
         h.update(f"{a.dtype.str}{a.shape};".encode())
-        h.update(memoryview(a).cast("B"))
+        h.update(memoryview(a).cast("B"))  # pyright: ignore[reportArgumentType]  # ndarray is a buffer; numpy declares __buffer__ only for Python ≥ 3.12
     return h.hexdigest()[:16]
 
 

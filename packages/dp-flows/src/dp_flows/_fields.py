@@ -61,6 +61,7 @@ def spherical_harmonic_features(x: Float[Array, "*batch 3"], lmax: int) -> Float
 
 def _linear(layer: eqx.nn.Linear, h: Array) -> Array:
     # h (..., in) @ W.T (in, out): a matvec for one sample, a matmul for a batch.
+    assert layer.bias is not None  # every Linear here has use_bias=True
     return h @ layer.weight.T + layer.bias
 
 

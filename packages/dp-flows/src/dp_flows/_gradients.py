@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, overload
 
 import h5py
 import jax
@@ -25,6 +26,10 @@ GRADIENTS_SCHEMA = "dp-gradients/1"
 DENSITY = {"vanilla": "f", "selection": "f_obs", "conditional": "p_v_given_x"}
 
 
+@overload
+def _as_flow(flow: Flow | str | Path) -> Flow: ...
+@overload
+def _as_flow(flow: None) -> None: ...
 def _as_flow(flow: Flow | str | Path | None) -> Flow | None:
     return flow if flow is None or isinstance(flow, Flow) else load_flow(flow)
 
@@ -62,7 +67,7 @@ def make_gradients(
     r_max: float | None = None,
     batch_size: int = 4096,
     progress: bool = True,
-) -> dict[str, np.ndarray | str]:
+) -> dict[str, Any]:
     """Draw n points and the gradients of the method's log-density there.
 
     Args:
@@ -113,16 +118,19 @@ def make_gradients(
 
     n_uni = round(uniform_fraction * n)
     n_obs = n - n_uni
-    parts = [_uniform_ball(rng, n_uni, r_max)] if n_uni else []
+    parts = [_uniform_ball(rng, n_uni, r_max)] if n_uni and r_max is not None else []
     if n_obs and method == "conditional" and positions is not None:
         positions = np.asarray(positions, dtype=np.float64)
         if positions.ndim != 2 or positions.shape[1] != 3 or len(positions) == 0:
             raise ValueError(f"positions must have shape (m, 3), got {positions.shape}")
         parts.append(positions[rng.choice(len(positions), n_obs, replace=n_obs > len(positions))])
     elif n_obs:
+        assert (
+            spat is not None
+        )  # checked above: vanilla/selection, or conditional without positions
         parts.append(_spatial_samples(key_x, spat, n_obs, r_max, **kw))
     x = np.concatenate(parts)
-    extra: dict[str, np.ndarray] = {}
+    extra: dict[str, Any] = {}
     if len(members) == 1:
         v = sample(key_v, cond, n, condition=x, **kw)
         dv, dx = grad_log_prob(cond, v, x, **kw)
@@ -139,7 +147,9 @@ def make_gradients(
         dv, dx = ens["grad_x"], ens["grad_c"]
         extra = {"dlnf_dv_std": ens["grad_x_se"], "dlnf_dx_std": ens["grad_c_se"],
                  "members": {"dlnf_dv": ens["members_x"], "dlnf_dx": ens["members_c"]}}  # fmt: skip
+    assert dx is not None  # p(v|x) flows are conditional: grad_log_prob gives ∇_c ln p
     if method != "conditional":
+        assert spat is not None  # checked above
         dn, _ = grad_log_prob(spat, x, **kw)
         dx = dx + dn
         if "members" in extra:
@@ -197,7 +207,7 @@ def write_gradients(
     return path
 
 
-def member_gradients(gradients: dict, k: int) -> dict[str, np.ndarray | str]:
+def member_gradients(gradients: dict, k: int) -> dict[str, Any]:
     """Member ``k``'s own gradient set from an ensemble's `make_gradients` output."""
     if "members" not in gradients:
         raise ValueError("not an ensemble's gradient set (no 'members')")

@@ -63,11 +63,14 @@ def write_json(path: str | Path, obj: Any) -> None:
 def save_flow(flow: Flow, directory: str | Path) -> Path:
     """Save ``flow`` to ``directory`` (``model.eqx`` + ``hyperparameters.json``), atomically."""
     directory = Path(directory)
+    field = flow.field
+    if not isinstance(field, ResNetField):  # load_flow rebuilds a ResNetField
+        raise TypeError(f"save_flow saves ResNetField flows, got {type(field).__name__}")
     hyper = {
         "schema": FLOW_SCHEMA,
-        "field": flow.field.hyperparameters(),
+        "field": field.hyperparameters(),
         "whitener": None if flow.whitener is None else flow.whitener.hyperparameters(),
-        "dtype": str(flow.field.layer_in.weight.dtype),
+        "dtype": str(field.layer_in.weight.dtype),
         "solver": {
             "rtol": flow.rtol,
             "atol": flow.atol,
@@ -112,8 +115,8 @@ def load_flow(directory: str | Path) -> Flow:
     skeleton = Flow(
         field=field,
         whitener=whitener,
-        x_mean=arr(st["x_mean"]),
-        x_std=arr(st["x_std"]),
+        x_mean=jnp.asarray(st["x_mean"], dt),
+        x_std=jnp.asarray(st["x_std"], dt),
         c_mean=arr(st["c_mean"]),
         c_std=arr(st["c_std"]),
         cond_log_r=bool(hyper.get("cond_log_r", False)),
@@ -145,7 +148,7 @@ def read_catalog_arrays(
                 if name in optional:
                     continue
                 raise KeyError(f"{path}: required dataset {name!r} is missing")
-            a = np.asarray(f[name][()], dtype=np.float64)
+            a = np.asarray(f[name][()], dtype=np.float64)  # pyright: ignore[reportIndexIssue]  # h5py types f[...] as Group | Dataset | Datatype
             if name.rsplit("/", 1)[-1] in ("x", "v") and (a.ndim != 2 or a.shape[1] != 3):
                 raise ValueError(f"{path}: dataset {name!r} must have shape (N, 3), got {a.shape}")
             if name.rsplit("/", 1)[-1] not in ("x", "v") and a.ndim != 1:

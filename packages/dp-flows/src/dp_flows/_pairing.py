@@ -84,6 +84,7 @@ class DpOtSource:
         block: int,
     ) -> None:
         self.z1 = np.ascontiguousarray(z1, dtype=np.float64)
+        assert _dp_ot is not None  # callers check has_dp_ot() first
         self.pairings = _dp_ot.precompute_pairings(
             self.z1,
             path,

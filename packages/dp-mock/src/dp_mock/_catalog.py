@@ -92,8 +92,10 @@ def generate_catalog(
         The path written.
 
     Example:
+        >>> import os, tempfile
         >>> from dp_mock import MockConfig, generate_catalog, read_catalog
-        >>> path = generate_catalog(MockConfig(n_observed=1000), "/tmp/cat.h5", progress=False)
+        >>> out = os.path.join(tempfile.mkdtemp(), "cat.h5")
+        >>> path = generate_catalog(MockConfig(n_observed=1000), out, progress=False)
         >>> read_catalog(path)["x"].shape
         (1000, 3)
     """

@@ -44,6 +44,7 @@ def plot_truth(catalog: str | Path, out: str | Path, *, resolution: int = 256) -
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Circle
 
     if resolution < 2:
         raise ValueError(f"resolution must be >= 2 pixels per side, got {resolution}")
@@ -102,7 +103,7 @@ def plot_truth(catalog: str | Path, out: str | Path, *, resolution: int = 256) -
             vmax=vmax,
             interpolation="nearest",
         )
-        ax.add_patch(plt.Circle((0, 0), truth.r_max, fill=False, ls="--", lw=0.8, color="w"))
+        ax.add_patch(Circle((0, 0), truth.r_max, fill=False, ls="--", lw=0.8, color="w"))
         ax.set_xlabel("x [kpc]")
         ax.set_title(label)
         fig.colorbar(im, ax=ax, shrink=0.85)

@@ -128,7 +128,7 @@ def read_catalog(path: str | Path) -> dict[str, np.ndarray]:
             raise ValueError(f"{path}: schema attr is {schema!r}, expected {SCHEMA!r}")
         if "stars" not in f:
             raise KeyError(f"{path}: required group /stars is missing")
-        for name, ds in f["stars"].items():
+        for name, ds in f["stars"].items():  # pyright: ignore[reportAttributeAccessIssue]  # h5py types f[...] as Group | Dataset | Datatype
             out[name] = np.asarray(ds[()], dtype=np.float64)
     _check_stars(out, str(path))
     return out
@@ -138,16 +138,18 @@ def load_truth(path: str | Path) -> Truth:
     """Rebuild every truth function of a mock from its catalog.h5 alone.
 
     Example:
+        Skipped in doctests: it needs a mock's catalog.h5 (`generate_catalog` writes one).
+
         >>> truth = load_truth("catalog.h5")  # doctest: +SKIP
         >>> truth.selection(np.zeros((1, 3)))  # doctest: +SKIP
     """
     with _open_hdf5(path) as f:
         if "truth" not in f or "config" not in f["truth"].attrs:
             raise KeyError(f"{path}: no /truth group with a 'config' attribute (not a mock?)")
-        config = MockConfig.from_dict(json.loads(f["truth"].attrs["config"]))
+        config = MockConfig.from_dict(json.loads(f["truth"].attrs["config"]))  # pyright: ignore[reportArgumentType]  # h5py types attrs as any array; this one is a JSON string
         ln_dust = None
         if config.dust:
             if "truth/ln_dust" not in f:
                 raise KeyError(f"{path}: dusty mock without /truth/ln_dust")
-            ln_dust = f["truth/ln_dust"][()]
+            ln_dust = np.asarray(f["truth/ln_dust"][()])  # pyright: ignore[reportIndexIssue]  # h5py types f[...] as Group | Dataset | Datatype
     return Truth(config, ln_dust)

@@ -34,7 +34,7 @@ def _mix(z: np.uint64) -> np.uint64:
 
 
 @njit(inline="always")
-def _stream(key: np.uint64, index: np.int64, stream: np.int64) -> np.uint64:
+def _stream(key: np.uint64, index: int | np.int64, stream: int) -> np.uint64:
     return key ^ _mix(np.uint64(index) * _FOUR + np.uint64(stream) + _GOLDEN)
 
 

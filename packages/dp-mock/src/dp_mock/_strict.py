@@ -108,7 +108,7 @@ def _one_line(cls: Any, err: pydantic.ValidationError) -> str:
         if kind == "unexpected_keyword_argument":
             unknown.append(str(name))
         elif not loc and "error" in e.get("ctx", {}):  # raised by __post_init__
-            parts.append(str(e["ctx"]["error"]))
+            parts.append(str(e.get("ctx", {})["error"]))
         elif isinstance(name, str) and name in fields:
             label = cls._strict_label.format(cls=cls.__name__, field=name)
             if kind in ("missing", "missing_argument"):
@@ -169,7 +169,7 @@ def _describe(tp: Any, meta: list[Any]) -> str:
         text = "a number" if c.get("allow_inf_nan") else "a finite number"
     elif tp is str:
         text = "a non-empty string" if c.get("min_length") else "a string"
-    elif isinstance(tp, type) and issubclass(tp, os.PathLike):
+    elif isinstance(tp, type) and issubclass(tp, os.PathLike):  # pyright: ignore[reportGeneralTypeIssues]  # an ABC at runtime, not a data protocol
         text = "a path"
     elif get_origin(tp) in (tuple, list):
         text = "a list"

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from jaxtyping import Float, Int
 
-from . import _core
+from . import _core  # pyright: ignore[reportMissingModuleSource]  # compiled; typed by _core.pyi
 
 __all__ = ["batch_linear_sum_assignment", "linear_sum_assignment"]
 

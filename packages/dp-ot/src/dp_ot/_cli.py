@@ -57,7 +57,7 @@ def _read(path: Path, name: str) -> np.ndarray:
         with h5py.File(path, "r") as f:
             if name not in f or not isinstance(f[name], h5py.Dataset):
                 raise SystemExit(f"dp-ot: error: {path} has no dataset {name!r}")
-            return np.asarray(f[name][()], dtype=np.float64)
+            return np.asarray(f[name][()], dtype=np.float64)  # pyright: ignore[reportIndexIssue]  # h5py types f[...] as Group | Dataset | Datatype
     except OSError as err:
         raise SystemExit(f"dp-ot: error: cannot read {path} as HDF5: {err}") from None
 

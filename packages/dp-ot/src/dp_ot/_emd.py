@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from jaxtyping import Float
 
-from . import _core
+from . import _core  # pyright: ignore[reportMissingModuleSource]  # compiled; typed by _core.pyi
 
 __all__ = ["EMDInputError", "emd", "emd2"]
 

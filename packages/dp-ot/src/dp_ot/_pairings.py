@@ -27,7 +27,7 @@ import numpy as np
 from jaxtyping import Float
 from tqdm.auto import tqdm
 
-from . import _core
+from . import _core  # pyright: ignore[reportMissingModuleSource]  # compiled; typed by _core.pyi
 from ._streams import RNG_ID, block_noise, epoch_order, reuse_order
 
 __all__ = ["Pairings", "precompute_pairings"]
