@@ -186,6 +186,16 @@ def write_report_md(
             L.append("")
     if metrics.get("profiles"):
         L += _profile_section(metrics)
+    pm = metrics.get("p_v_given_x_model")
+    if pm:
+        L += [
+            "## p(v|x) flow",
+            "",
+            f"{pm['width']}×{pm['depth']} vector field; whitening `{pm['whitening']}`"
+            + (" with the log-radius input" if pm["log_radius_input"] else "")
+            + " (chosen from the held-out stars' likelihood unless set in the config).",
+            "",
+        ]
     pv = metrics.get("p_v_given_x")
     if pv:
         a = pv["dlnp"]["all"]

@@ -119,6 +119,8 @@ def make_report(
     metrics["profiles"], profile_errors = P.potential_profiles(models, truth, radii, r_edges)
     for m, err in profile_errors.items():
         metrics["methods"][m] |= err
+    if "conditional" in flow_dirs:
+        metrics["p_v_given_x_model"] = _flow_summary(flow_dirs["conditional"])
     if truth is not None:
         metrics["p_v_given_x"] = _vdist_metrics(
             flow_dirs["conditional"], stars, truth, rng, rep.n_logp, s_edges
@@ -209,6 +211,20 @@ def _vdist_metrics(
         s_edges=[float(e) for e in s_edges],
     )  # fmt: skip
     return out
+
+
+def _flow_summary(flow_dir: Path) -> dict[str, Any]:
+    """What the p(v|x) flow is: its whitening (chosen from the data by default) and size."""
+    import dp_flows
+
+    flow = dp_flows.load_flow(flow_dir)
+    field = flow.field.hyperparameters() if isinstance(flow.field, dp_flows.ResNetField) else {}
+    return {
+        "whitening": "none" if flow.whitener is None else flow.whitener.mode,
+        "log_radius_input": bool(flow.cond_log_r),
+        "width": int(field.get("width", 0)),
+        "depth": int(field.get("depth", 0)),
+    }
 
 
 def _ensemble_metrics(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
+from typing import Any
 
 import diffrax
 import equinox as eqx
@@ -25,15 +26,14 @@ _LOG_2PI = math.log(2.0 * math.pi)
 LOG_R_SOFTENING = 0.05
 
 
-def condition_features(
-    c: Float[ArrayLike, "*batch c"], c_mean: ArrayLike, c_std: ArrayLike, log_r: bool
-) -> Float[Array, "*batch f"]:
+def condition_features(c: Any, c_mean: Any, c_std: Any, log_r: bool) -> Any:
     """The conditioning input the networks see: (c − c_mean)/c_std, then optionally ln radius.
 
     With ``log_r`` one more column is appended: ½ ln(Σᵢ (cᵢ/c_stdᵢ)² + 0.05²), the log of the
     distance from the data frame's origin (for a galaxy, its centre) in standardised units.
     Steep profiles (a density cusp, a dispersion that falls to zero at the centre) are close
     to linear in it, where a small network of the Cartesian condition needs many units.
+    NumPy arrays in give a float64 NumPy array out (training); JAX arrays a JAX array.
     """
     xp = np if isinstance(c, np.ndarray) else jnp  # NumPy in, NumPy (float64) out
     cs = (c - c_mean) / c_std
@@ -86,7 +86,7 @@ class Flow(eqx.Module):
         return dataclasses.replace(self, **changes)
 
     def _std_c(self, c: Array | None) -> Array | None:
-        if self.c_mean is None or c is None:
+        if self.c_mean is None or self.c_std is None or c is None:
             return None
         return condition_features(c, self.c_mean, self.c_std, self.cond_log_r)
 
@@ -123,7 +123,9 @@ def _solve(flow: Flow, z: Array, c: Array | None, t0: float, t1: float, logdet: 
     )
     hit_max = sol.result == diffrax.RESULTS.max_steps_reached
     failed = sol.result != diffrax.RESULTS.successful
-    return sol.ys[0][-1], sol.ys[1][-1], hit_max, failed, sol.stats["num_steps"]
+    ys = sol.ys
+    assert ys is not None  # saveat defaults to t1: always saved
+    return ys[0][-1], ys[1][-1], hit_max, failed, sol.stats["num_steps"]
 
 
 def _whiten_in(flow: Flow, z: Array, cs: Array | None) -> tuple[Array, Array]:
@@ -257,7 +259,7 @@ def _map_batches(
     show = progress if progress is not None else n_batches > 4
     for i in tqdm(range(n_batches), desc=what, disable=not show, leave=False):
         lo, hi = i * batch_size, min(n, (i + 1) * batch_size)
-        batch = []
+        batch: list[Any] = []
         for a in arrays:
             if a is None:
                 batch.append(None)
@@ -269,7 +271,7 @@ def _map_batches(
         res, aux = fn(flow, *batch)
         _check(aux, hi - lo, flow, what)
         leaves = [None if r is None else np.asarray(r)[: hi - lo] for r in jax.tree.leaves(res)]
-        outs.append(leaves)
+        outs.append(leaves)  # pyright: ignore[reportArgumentType]  # no None leaves here
     return [np.concatenate([o[j] for o in outs]) for j in range(len(outs[0]))]
 
 
@@ -301,8 +303,9 @@ def log_prob(
 ) -> Float[np.ndarray, " n"]:
     """Exact ln p(x[|condition]) in the data's units, by integrating the divergence.
 
-    Example:
-        >>> lp = log_prob(flow, v, condition=x)   # ln p(v|x), (n,)
+    Example (``flow`` from `fit_flow`'s example, which runs this same call)::
+
+        lp = log_prob(flow, v, condition=x)   # ln p(v|x), shape (n,)
     """
     x, condition = _validate(flow, x, condition)
     return _map_batches(
@@ -355,6 +358,6 @@ def sample_steps(
     """Number of adaptive solver steps each of n samples takes (a straightness diagnostic)."""
     dt = np.dtype(flow.x_mean.dtype)
     z0 = np.asarray(jax.random.normal(key, (n, flow.data_dim)), dt)
-    c = None if condition is None else np.asarray(condition, dt)
-    _, aux = _sample_batch(flow, z0, c)
+    c = None if condition is None else jnp.asarray(condition, dt)
+    _, aux = _sample_batch(flow, jnp.asarray(z0), c)
     return np.asarray(aux[2])

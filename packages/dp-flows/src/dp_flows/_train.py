@@ -188,6 +188,7 @@ def _select_whitening(
                 continue
         best = (mode, log_r, aff, stats, nll, c_feat)
         table.append(entry)
+    assert best is not None  # the first candidate is always taken
     mode, log_r, aff, stats, _nll, c_feat = best
     stats = dict(stats)
     stats["selection"] = {"candidates": table, "mode": mode, "log_r": log_r}
@@ -221,7 +222,17 @@ def fit_flow(
         devices: devices to shard the batch over (default: all of ``jax.devices()``).
 
     Example:
-        >>> flow = fit_flow(v, condition=x, config=FlowConfig(n_epochs=32), seed=1)
+        A tiny p(v|x) (real ones use the defaults and many epochs):
+
+        >>> import numpy as np
+        >>> from dp_flows import FlowConfig, fit_flow, log_prob
+        >>> rng = np.random.default_rng(0)
+        >>> x, v = rng.normal(size=(256, 3)), rng.normal(size=(256, 3))
+        >>> cfg = FlowConfig(width=8, depth=1, batch_size=64, n_epochs=2, whiten="scalar",
+        ...                  cond_log_r=False)
+        >>> flow = fit_flow(v, condition=x, config=cfg, seed=1, progress=False)
+        >>> log_prob(flow, v[:4], condition=x[:4], progress=False).shape
+        (4,)
     """
     config = config or FlowConfig()
     data, condition, weights = _validate_inputs(data, condition, weights)
@@ -263,7 +274,9 @@ def fit_flow(
         whiten_mode = modes[0]
     if whiten_mode != "none":
         # Deterministic from the seed, so a resumed run refits (and reselects) identically.
-        def fit(mode: str, feature_log_r: bool):
+        assert condition is not None and c_mean is not None and c_std is not None
+
+        def fit(mode: str, feature_log_r: bool) -> tuple[Any, dict, np.ndarray]:
             c_feat = condition_features(condition, c_mean, c_std, feature_log_r)
             aff, stats = fit_affine(
                 z, c_feat, w, train_idx, val_idx, mode=mode, width=config.whiten_width,
@@ -282,6 +295,7 @@ def fit_flow(
             log_r = candidates[0][1]
         z = np.asarray(whiten(whitener, jnp.asarray(z, dt), jnp.asarray(cz, dt))[0], np.float64)
     elif condition is not None:
+        assert c_mean is not None and c_std is not None
         cz = condition_features(condition, c_mean, c_std, bool(log_r))
     log_r = bool(log_r)
     field = ResNetField(
@@ -325,14 +339,16 @@ def fit_flow(
             zv[sl], wv[sl] = zv[sl][p], wv[sl][p]
             if cv is not None:
                 cv[sl] = cv[sl][p]
-    val_data = put(z0v, zv, cv, wv, tv)
+    val_data: list[Any] = put(z0v, zv, cv, wv, tv)
 
     zt, ct, wt = z[train_idx], None if cz is None else cz[train_idx], w[train_idx]
     source, tmpdir = None, None
     if use_ot and _pairing.has_dp_ot():
         if out_dir is None:
             tmpdir = tempfile.TemporaryDirectory(prefix="dp-flows-pairings-")
-        base = Path(out_dir) if out_dir is not None else Path(tmpdir.name)
+            base = Path(tmpdir.name)
+        else:
+            base = Path(out_dir)
         try:
             source = _pairing.DpOtSource(
                 zt,

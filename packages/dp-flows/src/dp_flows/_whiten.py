@@ -31,6 +31,7 @@ MODES: tuple[str, ...] = ("none", "scalar", "diagonal", "cholesky")
 
 
 def _linear(layer: eqx.nn.Linear, h: Array) -> Array:
+    assert layer.bias is not None  # every Linear here is built with use_bias=True
     return h @ layer.weight.T + layer.bias
 
 
@@ -102,6 +103,7 @@ class ConditionalAffine(eqx.Module):
             )
             n_last = width
         head = eqx.nn.Linear(n_last, self.n_outputs, key=keys[-1], dtype=dt)
+        assert head.bias is not None
         self.head = eqx.tree_at(
             lambda h: (h.weight, h.bias),
             head,
