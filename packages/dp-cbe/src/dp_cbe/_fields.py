@@ -80,8 +80,11 @@ class ScalarField(eqx.Module):
         r_soft: softening length (kpc) of the harmonic features.
         n_fourier: number of Fourier frequencies per axis (0: none); frequencies 2^k π/period.
         period: Fourier period (kpc).
-        log_r: add the feature ½ ln(|z|² + 0.05²) of the standardised z = (x − mean)/scale
-            (resolves steep profiles at small radii).
+        log_r: add the feature ½ ln(|z|² + log_r_soft²) of the standardised
+            z = (x − mean)/scale (resolves steep profiles at small radii).
+        log_r_soft: softening of the ln r feature, in units of ``in_scale`` (0.05 for models
+            saved before it was a parameter). Below ~2 softenings ∇ of the feature falls short
+            of 1/r, which a cusp's ∇ln n ≈ −x̂/r needs.
     """
 
     linear_in: eqx.nn.Linear
@@ -95,6 +98,7 @@ class ScalarField(eqx.Module):
     n_fourier: int = eqx.field(static=True)
     period: float = eqx.field(static=True)
     log_r: bool = eqx.field(static=True)
+    log_r_soft: float = eqx.field(static=True)
 
     def __init__(
         self,
@@ -109,6 +113,7 @@ class ScalarField(eqx.Module):
         n_fourier: int = 0,
         period: float = 16.0,
         log_r: bool = False,
+        log_r_soft: float = 0.05,
         key: PRNGKeyArray,
     ) -> None:
         keys = jax.random.split(key, 2 * depth + 2)
@@ -130,6 +135,7 @@ class ScalarField(eqx.Module):
         self.n_fourier = int(n_fourier)
         self.period = float(period)
         self.log_r = bool(log_r)
+        self.log_r_soft = float(log_r_soft)
 
     def features(self, x: Float[Array, 3]) -> Float[Array, " f"]:
         """Input features of one point x (3,) in kpc."""
@@ -137,7 +143,7 @@ class ScalarField(eqx.Module):
         r = jnp.sqrt(jnp.sum(z * z) + 1e-6)  # smooth |z|; 1e-6 keeps ∇ finite at z = 0
         parts = [z, r[None]]
         if self.log_r:
-            parts.append(0.5 * jnp.log(jnp.sum(z * z) + 0.05**2)[None])
+            parts.append(0.5 * jnp.log(jnp.sum(z * z) + self.log_r_soft**2)[None])
         if self.l_max > 0:
             u = x / jnp.sqrt(jnp.sum(x * x) + self.r_soft**2)
             parts.append(real_solid_harmonics(u, self.l_max))

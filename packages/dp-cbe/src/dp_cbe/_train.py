@@ -48,7 +48,8 @@ def _hyperparameters(method: str, cfg: FitConfig, x: np.ndarray, v: np.ndarray) 
     mean = [float(m) for m in x.mean(axis=0)]
     scale = float(x.std())
     common = {"in_mean": mean, "in_scale": scale, "r_soft": cfg.r_soft, "n_fourier": cfg.n_fourier,
-              "period": float(4.0 * np.abs(x).max()), "log_r": cfg.log_r}  # fmt: skip
+              "period": float(4.0 * np.abs(x).max()), "log_r": cfg.log_r,
+              "log_r_soft": cfg.log_r_soft}  # fmt: skip
     # Φ varies by ~ the velocity dispersion squared over the tracers' extent (virial).
     phi = dict(common, width=cfg.phi_width, depth=cfg.phi_depth, l_max=cfg.phi_l_max,
                out_scale=float(np.mean(np.sum(v * v, axis=1)) / 3.0))  # fmt: skip
