@@ -109,3 +109,87 @@ def test_atomic_writes_honour_the_umask(tmp_path, mask):
     for name in ("a.bin", "b.json"):
         # the mode open() gives a new file: 0o666 less the umask (mkstemp alone gives 0o600)
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~mask
+
+
+def _fit_args(tmp_path: Path) -> tuple[list[str], Path]:
+    """A tiny p(x) fit (the checkpoint code is the conditional flow's; p(x) trains faster)."""
+    config = tmp_path / "flow.toml"
+    config.write_text(TINY_TOML)
+    out = tmp_path / "F"
+    cat = _catalog(tmp_path / "A.h5", 1)
+    return ["fit", str(cat), "--flow", "spatial", "--out", str(out), "--config", str(config),
+            "--quiet"], out  # fmt: skip
+
+
+def _truncate(ckpt: Path) -> Path:
+    state = ckpt / json.loads((ckpt / "state.json").read_text())["file"]
+    state.write_bytes(state.read_bytes()[: state.stat().st_size // 2])
+    return state
+
+
+def _garbage(ckpt: Path) -> Path:
+    (ckpt / "state.json").write_bytes(b'{"file": "state-0000\x00\xff garbage')
+    return ckpt / "state.json"
+
+
+def _missing_keys(ckpt: Path) -> Path:
+    info = json.loads((ckpt / "state.json").read_text())
+    del info["epoch"], info["history"]
+    (ckpt / "state.json").write_text(json.dumps(info))
+    return ckpt / "state.json"
+
+
+def _delete_state(ckpt: Path) -> Path:
+    state = ckpt / json.loads((ckpt / "state.json").read_text())["file"]
+    state.unlink()
+    return state
+
+
+@pytest.mark.parametrize("damage", [_truncate, _garbage, _missing_keys, _delete_state])
+def test_damaged_checkpoint_is_moved_aside_and_training_restarts(tmp_path, caplog, damage):
+    args, out = _fit_args(tmp_path)
+    assert main(args) == 0
+    model = (out / "model.eqx").read_bytes()
+    ckpt = out / "checkpoint"
+    named = damage(ckpt)
+    left = {p.name: p.read_bytes() for p in ckpt.iterdir()}  # the damaged files, as they are
+    (out / "model.eqx").unlink()
+    with caplog.at_level("WARNING", logger="dp_flows"):
+        assert main(args) == 0  # no traceback, no error: a fresh start
+    [record] = [r for r in caplog.records if r.name == "dp_flows"]
+    assert record.levelname == "WARNING"
+    assert str(named) in record.getMessage() and "epoch 0" in record.getMessage()
+    # The damaged files are moved, byte for byte, never deleted.
+    [aside] = list(ckpt.glob("damaged-*"))
+    assert str(aside) in record.getMessage()
+    assert {p.name: p.read_bytes() for p in aside.iterdir()} == left
+    # Trained to completion from scratch: the whole history, a new checkpoint at the last epoch,
+    # and (same seed, same data, same float ops on CPU) the very flow of the first run.
+    history = json.loads((out / "history.json").read_text())["history"]
+    assert [h["epoch"] for h in history] == [0, 1]
+    assert json.loads((ckpt / "state.json").read_text())["epoch"] == 2
+    assert (out / "model.eqx").read_bytes() == model
+
+
+def test_damage_does_not_hide_a_different_run(tmp_path, capsys):
+    args, out = _fit_args(tmp_path)
+    assert main(args) == 0
+    ckpt = out / "checkpoint"
+    info = json.loads((ckpt / "state.json").read_text())
+    write_json(ckpt / "state.json", {**info, "seed": 7})  # another run's checkpoint …
+    _delete_state(ckpt)  # … whose state file is gone: still not ours to move or restart
+    capsys.readouterr()
+    assert main(args) == 2
+    assert "different run" in capsys.readouterr().err
+    assert not list(ckpt.glob("damaged-*")) and (ckpt / "state.json").is_file()
+
+
+def test_load_of_a_damaged_checkpoint_returns_none(tmp_path, caplog):
+    ckpt = tmp_path / "checkpoint"
+    _checkpoint.save(ckpt, _small_state(), 1, 0.5, [], {"seed": 0})
+    (ckpt / "state.json").write_text("[1, 2]")  # JSON, but not a checkpoint's object
+    with caplog.at_level("WARNING", logger="dp_flows"):
+        assert _checkpoint.load(ckpt, _small_state(), {"seed": 0}) is None
+    assert "not an object" in caplog.text and not _checkpoint.exists(ckpt)
+    _checkpoint.save(ckpt, _small_state(), 2, 0.4, [], {"seed": 0})  # a fresh checkpoint after
+    assert _checkpoint.load(ckpt, _small_state(), {"seed": 0}) is not None

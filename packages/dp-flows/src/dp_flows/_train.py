@@ -316,8 +316,10 @@ def fit_flow(
         meta["data"] = _checkpoint.data_hash(data, condition, weights)
     ckpt_dir = None if out_dir is None else Path(out_dir) / "checkpoint"
     start_epoch, best_val, history = 0, math.inf, []
-    if ckpt_dir is not None and _checkpoint.exists(ckpt_dir):
-        state, start_epoch, best_val, history = _checkpoint.load(ckpt_dir, state, meta)
+    if ckpt_dir is not None and _checkpoint.exists(ckpt_dir):  # damaged: None, a fresh start
+        resumed = _checkpoint.load(ckpt_dir, state, meta)
+        if resumed is not None:
+            state, start_epoch, best_val, history = resumed
 
     mesh = Mesh(np.asarray(devices), ("batch",))
     shard = NamedSharding(mesh, PartitionSpec("batch"))
