@@ -18,6 +18,7 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
+from . import _ckpt
 from ._config import FitConfig
 from ._fields import grad_and_laplacian
 from ._io import GradientSet, atomic_write, read_gradients
@@ -192,17 +193,9 @@ def _fit(
     best = params
     ckpt = Path(out_dir) / "checkpoint" if out_dir is not None else None
     fp = _fingerprint(method, cfg, seed, gs)
-    if ckpt is not None and (ckpt / "state.json").exists():
-        saved = json.loads((ckpt / "state.json").read_text())
-        if saved.get("fingerprint") != fp:
-            raise ValueError(
-                f"{ckpt} holds a checkpoint of a different fit (config, seed or data differ); "
-                "use a fresh out_dir or delete that folder"
-            )
-        params, opt_state, best = eqx.tree_deserialise_leaves(
-            ckpt / saved["file"], (params, opt_state, best)
-        )
-        state = saved
+    resumed = None if ckpt is None else _ckpt.resume(ckpt, (params, opt_state, best), fp)
+    if resumed is not None:  # None: no checkpoint, or a damaged one moved aside (a fresh start)
+        (params, opt_state, best), state = resumed
     rule = StoppingRule(cfg, state["rule"])
     state["rule"] = rule.state
     params, opt_state, best = jax.device_put((params, opt_state, best), rep)
