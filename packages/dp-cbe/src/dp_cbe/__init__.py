@@ -25,7 +25,9 @@ from ._io import read_gradients as read_gradients
 from ._io import write_gradients as write_gradients
 from ._losses import METHODS as METHODS
 from ._losses import data_loss as data_loss
+from ._solution import EnsembleFields as EnsembleFields
 from ._solution import PotentialSolution as PotentialSolution
+from ._solution import evaluate_ensemble as evaluate_ensemble
 from ._solution import load_model as load_model
 from ._stopping import ConvergenceWarning as ConvergenceWarning
 from ._train import fit as fit

@@ -14,7 +14,7 @@ import numpy as np
 from ._config import FitConfig
 from ._io import atomic_write, check_hdf5, read_gradients
 from ._losses import METHODS
-from ._solution import load_model
+from ._solution import evaluate_ensemble, load_model, model_fields
 from ._stopping import ConvergenceWarning
 from ._train import fit
 
@@ -40,6 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("model", type=Path, help="model directory")
     e.add_argument("points", type=Path, help="HDF5 file with /x (n, 3) in kpc")
     e.add_argument("--out", type=Path, required=True, help="output HDF5 file")
+    e.add_argument("--member", type=Path, action="append", default=[], metavar="DIR",
+                   help="an ensemble member's model directory (repeat, at least 2): adds "
+                        "/<field>_std, the members' spread, to each field")  # fmt: skip
     return p
 
 
@@ -80,8 +83,14 @@ def training_half_width(hyperparameters: dict) -> float | None:
     return None if period is None else float(period) / 4.0
 
 
-def evaluate(model_dir: Path, points: Path, out: Path) -> Path:
+def evaluate(model_dir: Path, points: Path, out: Path, members: Sequence[Path] = ()) -> Path:
     """Write /x, /potential, /acceleration, /density and /ln_n or /ln_selection to ``out``.
+
+    The fields are the model in ``model_dir``'s. With ``members`` (at least 2 model directories
+    of the same method, e.g. the per-member fits of a flow ensemble) each field also gets
+    ``/<field>_std``, the members' sample standard deviation (ddof = 1; for potential and ln n
+    or ln S after removing each member's mean over the points: see `evaluate_ensemble`); the
+    root attribute ``n_members`` counts them (0 without members).
 
     Points more than 5 % farther from the origin than the training positions reach (radius >
     1.05 × the largest |coordinate| of any training position, root attribute
@@ -91,25 +100,26 @@ def evaluate(model_dir: Path, points: Path, out: Path) -> Path:
 
     Raises:
         ValueError: ``out`` is the points file or a folder; points are NaN/inf or beyond
-            float32 range; or the model gives NaN/inf at some points (nothing is written).
+            float32 range; fewer than 2 members or members of another method; or a model
+            gives NaN/inf at some points (nothing is written).
     """
     if out.is_dir():
         raise ValueError(f"--out {out} is a folder; give the HDF5 file to write")
     if out.resolve() == points.resolve() or (out.exists() and points.exists()
                                               and out.samefile(points)):  # fmt: skip
         raise ValueError(f"--out {out} is the points file; give another file (it would be lost)")
+    if len(members) == 1:
+        raise ValueError(
+            "--member given once: an ensemble's spread needs at least 2 members (give each "
+            "member's model directory with its own --member)"
+        )
     sol = load_model(model_dir)
     x = _read_points(points)
-    data = {
-        "x": x,
-        "potential": sol.potential(x),
-        "acceleration": sol.acceleration(x),
-        "density": sol.density(x),
-    }
-    if sol.method == "conditional":
-        data["ln_n"] = sol.ln_n(x)
-    if sol.method == "selection":
-        data["ln_selection"] = sol.ln_selection(x)
+    if members:
+        ens = evaluate_ensemble(members, x, main=sol)
+        data = {"x": x, **ens.value, **{f"{k}_std": v for k, v in ens.std.items()}}
+    else:
+        data = {"x": x, **model_fields(sol, x)}
     bad = np.zeros(len(x), bool)
     for v in data.values():
         bad |= ~np.isfinite(np.asarray(v)).reshape(len(x), -1).all(axis=1)
@@ -136,6 +146,7 @@ def evaluate(model_dir: Path, points: Path, out: Path) -> Path:
             fh.attrs["units"] = EVAL_UNITS
             fh.attrs["method"] = sol.method
             fh.attrs["n_outside_training_volume"] = n_out
+            fh.attrs["n_members"] = len(members)
             if half is not None:
                 fh.attrs["training_half_width"] = half
             for k, v in data.items():
@@ -175,8 +186,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 else:
                     warnings.showwarning(w.message, w.category, w.filename, w.lineno)
         else:
-            evaluate(args.model, args.points, args.out)
-            print(f"dp-cbe: evaluation written to {args.out}")
+            evaluate(args.model, args.points, args.out, args.member)
+            band = f" with the spread of {len(args.member)} members" if args.member else ""
+            print(f"dp-cbe: evaluation{band} written to {args.out}")
     except (OSError, KeyError, ValueError, FloatingPointError) as err:
         print(f"dp-cbe: error: {err}", file=sys.stderr)
         return 2

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import equinox as eqx
 import jax
@@ -214,3 +215,102 @@ def load_model(directory: str | Path) -> PotentialSolution:
     hist_path = directory / "history.json"
     history = json.loads(hist_path.read_text()) if hist_path.exists() else {}
     return PotentialSolution(model, hyper, history)
+
+
+UP_TO_A_CONSTANT = ("potential", "ln_n", "ln_selection")
+"""Fields known only up to an additive constant: their member spread is taken after removing
+each member's mean over the evaluated points."""
+
+
+def model_fields(sol: PotentialSolution, x: ArrayLike) -> dict[str, np.ndarray]:
+    """``potential`` ((km/s)², (n,)), ``acceleration`` ((km/s)²/kpc, (n, 3)), ``density``
+    (M☉/kpc³, (n,)) and ``ln_n`` (conditional) or ``ln_selection`` (selection) at x (n, 3) kpc."""
+    out = {"potential": sol.potential(x), "acceleration": sol.acceleration(x),
+           "density": sol.density(x)}  # fmt: skip
+    if sol.method == "conditional":
+        out["ln_n"] = sol.ln_n(x)
+    if sol.method == "selection":
+        out["ln_selection"] = sol.ln_selection(x)
+    return out
+
+
+class EnsembleFields(NamedTuple):
+    """The fields of an ensemble of fitted potentials at n points (see `evaluate_ensemble`).
+
+    Attributes:
+        value: field name → the main model's values, or the members' mean without one.
+        std: field name → the members' sample standard deviation (ddof = 1), same shape and
+            units as ``value``; for ``potential``, ``ln_n`` and ``ln_selection`` (known up to
+            a constant) after removing each member's mean over the n points.
+        n_members: the number of members.
+    """
+
+    value: dict[str, np.ndarray]
+    std: dict[str, np.ndarray]
+    n_members: int
+
+
+def evaluate_ensemble(
+    members: Sequence[PotentialSolution | str | Path],
+    x: ArrayLike,
+    *,
+    main: PotentialSolution | str | Path | None = None,
+) -> EnsembleFields:
+    """Fields at x (n, 3) kpc with their spread over an ensemble of fits (the error band).
+
+    Each field of `model_fields` (Φ, −∇Φ, ρ, ln n or ln S) comes with its standard deviation
+    across ``members`` (sample, ddof = 1). Φ, ln n and ln S are known up to a constant, which
+    each fit chooses freely: their spread is taken after removing each member's mean over the
+    n points, so it measures how the fields' shapes differ (and depends on the point set;
+    at a single point it is 0).
+
+    Args:
+        members: at least 2 fitted models (solutions or model directories), all of one method.
+        x: (n, 3) positions in kpc.
+        main: the model whose values are reported (e.g. the fit to the ensemble's mean
+            gradients); None reports the members' mean. Not counted among the members.
+
+    Returns:
+        `EnsembleFields` with ``value`` and ``std`` per field, and ``n_members``.
+
+    Raises:
+        ValueError: fewer than 2 members (no spread to estimate), or members (and the main
+            model) of different methods.
+
+    Example:
+        Two tiny untrained models (random weights); fitted ones come from ``load_model``:
+
+        >>> hyper = {"method": "vanilla", "aux": None,
+        ...          "phi": {"width": 8, "depth": 1, "in_mean": [0.0, 0.0, 0.0]}}
+        >>> a, b = (PotentialSolution(build_model(hyper, key=jax.random.PRNGKey(k)), hyper)
+        ...         for k in (1, 2))
+        >>> x = np.array([[1.0, 0.0, 0.0], [0.0, 2.0, 0.0]])  # kpc
+        >>> ens = evaluate_ensemble([a, b], x)
+        >>> ens.std["acceleration"].shape, ens.n_members  # (km/s)²/kpc
+        ((2, 3), 2)
+        >>> bool(np.allclose(ens.std["density"], np.abs(a.density(x) - b.density(x)) / 2**0.5))
+        True
+    """
+    if len(members) < 2:
+        raise ValueError(
+            f"an ensemble's spread needs at least 2 members, got {len(members)}; evaluate a "
+            "single model without members"
+        )
+    sols = [m if isinstance(m, PotentialSolution) else load_model(m) for m in members]
+    ref = (
+        None if main is None else main if isinstance(main, PotentialSolution) else load_model(main)
+    )
+    methods = {s.method for s in sols} | ({ref.method} if ref is not None else set())
+    if len(methods) > 1:
+        raise ValueError(f"the ensemble mixes methods {sorted(methods)}; give models of one method")
+    fields = [model_fields(s, x) for s in sols]
+    value = model_fields(ref, x) if ref is not None else {}
+    std = {}
+    for name in fields[0]:
+        stack = np.stack([f[name] for f in fields])  # (members, n, ...)
+        if name not in value:
+            value[name] = stack.mean(axis=0)
+        if name in UP_TO_A_CONSTANT:
+            stack = stack - stack.mean(axis=1, keepdims=True)
+        std[name] = stack.std(axis=0, ddof=1)
+    return EnsembleFields(value, std, len(sols))
