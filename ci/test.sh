@@ -65,10 +65,8 @@ stamp "type check: basedpyright (pyproject [tool.pyright])"
 "$venv_all/bin/basedpyright" --pythonpath "$venv_all/bin/python"
 
 stamp "docstring examples: doctests of the installed packages"
-# TODO(issue 13): dp_cbe._train.fit's example still needs fixing; drop this -k then.
 (cd "$WORK" && "$venv_all/bin/python" -m pytest -q -p no:cacheprovider -c "$ROOT/pyproject.toml" \
-    --rootdir "$ROOT" --doctest-modules --pyargs dp_mock dp_ot dp_flows dp_cbe deep_potential \
-    -k "not dp_cbe._train.fit")
+    --rootdir "$ROOT" --doctest-modules --pyargs dp_mock dp_ot dp_flows dp_cbe deep_potential)
 
 stamp "dp-ot C++ unit tests (no Python)"
 "$BIN/cmake" -S packages/dp-ot/cpp -B "$WORK/cpp-build" -DCMAKE_BUILD_TYPE=Release >/dev/null

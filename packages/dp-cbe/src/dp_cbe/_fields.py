@@ -168,7 +168,7 @@ def weight_l2(field: eqx.Module) -> Scalar:
         for leaf in jax.tree_util.tree_leaves(eqx.filter(field, eqx.is_inexact_array))
         if leaf.ndim == 2
     ]
-    total = sum(jnp.sum(m * m) for m in mats)
+    total = jnp.sum(jnp.stack([jnp.sum(m * m) for m in mats]))
     count = sum(m.size for m in mats)
     return total / count
 

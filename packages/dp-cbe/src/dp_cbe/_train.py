@@ -114,9 +114,10 @@ def fit(
     Warns:
         ConvergenceWarning: the fit reached ``n_steps`` without meeting the stopping rule.
 
-    Example:
-        >>> sol = dp_cbe.fit("gradients.h5", out_dir="model")  # doctest: +SKIP
-        >>> sol.acceleration(np.zeros((1, 3)))
+    Example (needs a gradients.h5 and minutes of training, hence not run as a doctest)::
+
+        sol = dp_cbe.fit("gradients.h5", out_dir="model")
+        sol.acceleration(np.zeros((1, 3)))
     """
     return _fit(gradients, method, config=config, seed=seed, out_dir=out_dir, progress=progress,
                 callback=callback)  # fmt: skip
@@ -213,7 +214,8 @@ def _fit(
             p, o = carry
             ib, lr = step
             batch = jax.lax.with_sharding_constraint(
-                Batch(*(None if a is None else a[ib] for a in train)), shard
+                Batch(*(None if a is None else a[ib] for a in train)),  # pyright: ignore[reportArgumentType]  # absent columns stay None
+                shard,
             )
             (_, aux), g = jax.value_and_grad(objective, has_aux=True)(p, batch)
             updates, o = opt.update(g, o, p)
@@ -260,7 +262,9 @@ def _fit(
             s0 = state["step"]
             k = min(cfg.eval_every, cfg.n_steps - s0)
             lrs = rule.learning_rates(np.arange(s0, s0 + k)).astype(np.float32)
-            params, opt_state, auxs = run_chunk(params, opt_state, train, indices(s0, k), lrs)
+            params, opt_state, auxs = run_chunk(
+                params, opt_state, train, jnp.asarray(indices(s0, k)), jnp.asarray(lrs)
+            )
             vl = float(val_loss(params, val))
             tl = float(np.mean(np.asarray(auxs)[:, 0]))
             if not (np.isfinite(np.asarray(auxs)).all() and np.isfinite(vl)):
