@@ -287,3 +287,26 @@ def test_stale_temp_files_of_killed_writes_are_removed(tmp_path, stubs) -> None:
     run_pipeline(cfg, out)
     assert [p.exists() for p in stale] == [False] * len(stale)
     assert all(p.exists() for p in kept)
+
+
+def test_package_warnings_reach_run_log(tmp_path):
+    """A damaged checkpoint moved aside by dp-flows/dp-cbe is logged there: run.log keeps it."""
+    import logging
+
+    from deep_potential._cli import _setup_logging
+
+    _setup_logging(tmp_path, quiet=True)
+    try:
+        logging.getLogger("dp_flows").warning("checkpoint state-000002.eqx damaged: moved aside")
+        logging.getLogger("dp_cbe").info("not at INFO")
+        for h in logging.getLogger("deep_potential").handlers:
+            h.flush()
+        text = (tmp_path / "run.log").read_text()
+        assert "WARNING checkpoint state-000002.eqx damaged: moved aside" in text
+        assert "not at INFO" not in text
+    finally:
+        for name in ("deep_potential", "dp_flows", "dp_cbe", "dp_mock"):
+            logger = logging.getLogger(name)
+            for h in list(logger.handlers):
+                logger.removeHandler(h)
+                h.close()

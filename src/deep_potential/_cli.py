@@ -74,19 +74,25 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _setup_logging(run_dir: Path | None, quiet: bool) -> None:
-    logger = logging.getLogger("deep_potential")
-    logger.setLevel(logging.INFO)
+    """The pipeline's messages, and the packages' warnings (e.g. a damaged checkpoint moved
+    aside by dp-flows or dp-cbe), go to stderr and to ``run.log``."""
     fmt = logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S")
     h = logging.StreamHandler(sys.stderr)
     h.setFormatter(fmt)
     h.setLevel(logging.WARNING if quiet else logging.INFO)
-    logger.addHandler(h)
+    fh = None
     if run_dir is not None:
         run_dir.mkdir(parents=True, exist_ok=True)
         # delay: a run refused at the start (locked, foreign folder) leaves no run.log behind
         fh = logging.FileHandler(run_dir / "run.log", delay=True)
         fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-        logger.addHandler(fh)
+    for name, level in (("deep_potential", logging.INFO), ("dp_flows", logging.WARNING),
+                        ("dp_cbe", logging.WARNING), ("dp_mock", logging.WARNING)):  # fmt: skip
+        logger = logging.getLogger(name)
+        logger.setLevel(level)
+        logger.addHandler(h)
+        if fh is not None:
+            logger.addHandler(fh)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
