@@ -167,3 +167,19 @@ def test_check_validates_the_file_and_truth(
     assert rc == 2 and "[data]: key 'catalog': its /truth group does not rebuild" in err
     rc, err = _check(tmp_path, _data_toml(_catalog(tmp_path / "c2.h5")) + "r_max = -1\n", capsys)
     assert rc == 2 and "[data]: key 'r_max' must be a finite number > 0 (or None), got -1" in err
+
+
+def test_per_package_helper_copies_agree() -> None:
+    """Helpers each package keeps its own copy of (so it installs alone) behave identically:
+    the umask probe behind every output file's permissions, and how a damaged training
+    checkpoint is moved aside (dp-flows and dp-cbe)."""
+    import dp_cbe._ckpt
+    import dp_cbe._io
+    import dp_flows._checkpoint
+    import dp_flows._io
+    import dp_mock._io
+
+    umask = {inspect.getsource(m._umask) for m in (dp_mock._io, dp_flows._io, dp_cbe._io)}
+    assert len(umask) == 1
+    move = {inspect.getsource(m._move_aside) for m in (dp_flows._checkpoint, dp_cbe._ckpt)}
+    assert len(move) == 1

@@ -66,19 +66,19 @@ def _state_file(ckpt: Path, name: Any) -> Path:
     return ckpt / name
 
 
-def _move_aside(ckpt: Path) -> Path:
+def _move_aside(ckpt_dir: Path) -> Path:
     """Move ``state.json`` and ``state-*.eqx`` into a new ``damaged-<timestamp>/`` folder."""
     stamp = time.strftime("%Y%m%dT%H%M%S")
     for k in range(1000):
-        dest = ckpt / (f"damaged-{stamp}" if k == 0 else f"damaged-{stamp}-{k}")
+        dest = ckpt_dir / (f"damaged-{stamp}" if k == 0 else f"damaged-{stamp}-{k}")
         try:
             dest.mkdir()
             break
         except FileExistsError:
             continue
     else:  # pragma: no cover - a thousand damaged checkpoints in one second
-        raise FileExistsError(f"no free damaged-{stamp}-* folder name in {ckpt}")
-    for f in [ckpt / "state.json", *sorted(ckpt.glob("state-*.eqx"))]:
+        raise FileExistsError(f"no free damaged-{stamp}-* folder name in {ckpt_dir}")
+    for f in [ckpt_dir / "state.json", *sorted(ckpt_dir.glob("state-*.eqx"))]:
         if f.is_file():
             f.replace(dest / f.name)  # a rename inside the folder: nothing is copied or deleted
     return dest

@@ -25,10 +25,12 @@ FLOW_SCHEMA = "dp-flow/1"
 
 def _umask() -> int:
     """The process umask, read from /proc where possible (so it is never changed)."""
-    with contextlib.suppress(OSError, ValueError):
+    try:
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("Umask:"):
                 return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
     old = os.umask(0o022)
     os.umask(old)
     return old
