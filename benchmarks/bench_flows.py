@@ -246,14 +246,18 @@ def main() -> None:
     cfg = dp_flows.FlowConfig(**RECOMMENDED_CONDITIONAL)
     for item in args.set:
         key, _, value = item.partition("=")
-        getattr(cfg, key)  # an unknown key fails here, naming it
+        if key not in cfg.to_dict():
+            ap.error(f"--set {item}: FlowConfig has no field {key!r}")
         # A TOML literal (true, 96, 2e-3, "auto"); a bare word is a string (whiten=scalar).
         # FlowConfig is strict, so a value of the wrong type is refused, not coerced.
         try:
             parsed = tomllib.loads(f"v = {value}")["v"]
         except tomllib.TOMLDecodeError:
             parsed = value
-        cfg = cfg.replace(**{key: parsed})
+        try:
+            cfg = cfg.replace(**{key: parsed})
+        except ValueError as err:
+            ap.error(f"--set {item}: {err}")
     if args.quick:
         cfg = cfg.replace(n_epochs=min(cfg.n_epochs, 8))
     with tempfile.TemporaryDirectory(prefix="bench-flows-") as tmp:
