@@ -7,4 +7,4 @@ PY=${PYTHON:-python3}
 .venv/bin/pip install -q --upgrade pip
 .venv/bin/pip install -q scikit-build-core pybind11 hatchling editables
 .venv/bin/pip install -q --no-build-isolation -e ./packages/dp-ot
-.venv/bin/pip install -q -e "./packages/dp-mock[test]" -e "./packages/dp-flows[test]" -e "./packages/dp-cbe[test]" -e ".[test]" ruff
+.venv/bin/pip install -q -e "./packages/dp-mock[test,plot]" -e "./packages/dp-flows[test]" -e "./packages/dp-cbe[test]" -e ".[test]" ruff

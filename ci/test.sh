@@ -50,6 +50,9 @@ stamp "build sdist + wheel: deep-potential (umbrella)"
 ls -1 "$WORK/dist"
 
 wheel_of() { ls "$WORK/dist/$(echo "$1" | tr - _)"-*.whl; }
+# The extras a package's own tests install with its wheel: [test], and dp-mock's [plot] too so
+# that its Fig. 1 tests run (matplotlib is optional there; without it they would be skipped).
+extras_of() { case "$1" in dp-mock) echo "test,plot" ;; *) echo "test" ;; esac; }
 
 # The umbrella environment (every wheel + deep-potential[test]) is built here, used for the
 # type check and the doctests, and reused for the cross-package tests at the end.
@@ -79,7 +82,7 @@ for pkg in "${PACKAGES[@]}"; do
   stamp "fresh venv with only $pkg's wheel"
   "$PY" -m venv "$venv"
   "$venv/bin/pip" install -q --upgrade pip
-  "$venv/bin/pip" install -q "$(wheel_of "$pkg")[test]"
+  "$venv/bin/pip" install -q "$(wheel_of "$pkg")[$(extras_of "$pkg")]"
   # The import must resolve to the installed wheel, never to the source tree.
   (cd "$WORK" && "$venv/bin/python" -c "
 import $mod, sys

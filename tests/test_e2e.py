@@ -129,7 +129,16 @@ def test_conditional_ensemble_gives_error_bands(tmp_path: Path) -> None:
         se = np.asarray(f["dlnf_dx_std"])
         # Two differently seeded flows disagree somewhere: a positive, finite standard error.
         assert np.isfinite(se).all() and (se > 0).any()
-    band = json.loads(res.unit("report").path("metrics").read_text())["methods"]["conditional"]
+    metrics = json.loads(res.unit("report").path("metrics").read_text())
+    band = metrics["methods"]["conditional"]
     sig = band["band"]["lnrho_sigma"]["all"]["median"]
     assert band["band"]["members"] == ["conditional_member0", "conditional_member1"]
     assert math.isfinite(sig) and sig > 0
+    # Both members' flows reach the ensemble's bias-vs-spread (the conditional one is loaded
+    # once for the flow summary, Δ ln p(v|x) and the ensemble).
+    assert metrics["p_v_given_x"]["ensemble"]["k"] == 2
+    assert metrics["p_v_given_x_model"]["width"] == 16  # tiny.toml [flows.conditional] width
+    # Fig. 1 is dp-mock's own plot_truth: its fixed 18 x 4.6 in at 110 dpi (IHDR width, height).
+    fig1 = res.unit("report").path("fig1").read_bytes()
+    assert fig1[:8] == PNG_MAGIC and fig1[12:16] == b"IHDR"
+    assert (int.from_bytes(fig1[16:20], "big"), int.from_bytes(fig1[20:24], "big")) == (1980, 506)

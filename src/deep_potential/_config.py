@@ -202,9 +202,8 @@ def _parse_mock(raw: Any, seed: int) -> Any:
     preset = raw.pop("preset", None)
     base: dict[str, Any] = {}
     if preset is not None:
-        make = dp_mock.preset
         try:
-            base = make(preset).to_dict()
+            base = dp_mock.preset(preset).to_dict()
         except (ValueError, KeyError) as e:
             raise _fail("mock", f"key 'preset': {e}") from e
     if "seed" not in raw:  # the mock's seed follows [run] seed unless [mock] sets its own

@@ -1,4 +1,7 @@
-"""The report's PNG figures (object-oriented matplotlib, no global pyplot state)."""
+"""The report's PNG figures (object-oriented matplotlib, no global pyplot state).
+
+Fig. 1, the mock's truth, is dp-mock's own (``dp_mock.plot_truth``); every other figure is here.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,8 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
+
+from . import _metrics
 
 COLORS = {"vanilla": "tab:red", "selection": "tab:orange", "conditional": "tab:blue"}
 LABELS = {
@@ -118,8 +123,9 @@ def fig_residuals(
     return save(fig, path)
 
 
-def fig_planes(maps: Mapping[str, np.ndarray], extent: float, path: Path, title: str) -> Path:
-    """Fig. 3 (and Fig. 1's maps): images in the z = 0 plane, one panel per map (NaN outside)."""
+def _plane_images(maps: Mapping[str, np.ndarray], extent: float, path: Path, title: str) -> Path:
+    """Images in the z = 0 plane, one panel per map (NaN outside); names starting with Δ get a
+    symmetric diverging colour scale."""
     names = list(maps)
     ncol = min(3, len(names))
     nrow = -(-len(names) // ncol)
@@ -148,39 +154,67 @@ def fig_planes(maps: Mapping[str, np.ndarray], extent: float, path: Path, title:
     return save(fig, path)
 
 
-def fig_mock(
-    maps: Mapping[str, np.ndarray], extent: float, stars_x: np.ndarray, path: Path
-) -> Path:
-    """Fig. 1: the mock - z = 0 maps of S_true and extinction, and the observed stars."""
-    fig = Figure(layout="constrained", figsize=(13, 3.8))
-    axes = fig.subplots(1, len(maps) + 1, squeeze=False)[0]
-    for ax, (name, img) in zip(axes, maps.items(), strict=False):
-        im = ax.imshow(
-            img,
-            origin="lower",
-            extent=(-extent, extent, -extent, extent),
-            cmap="magma" if "A" in name else "viridis",
+def fig_fields(
+    models: Mapping[str, Any],
+    truth: Any | None,
+    r_max: float,
+    path: Path,
+    *,
+    resolution: int,
+    s_cut: float,
+) -> Path | None:
+    """Fig. 3: the recovered ln S (selection method) and ln n (conditional method) in the z = 0
+    plane, against the truth when it is known.
+
+    With the truth each field gets three panels: the true map, the model shifted by the median
+    difference (the fields are known up to a constant) and that difference where
+    S_true > ``s_cut`` (the evaluated region, docs/design.md §8); without it, the model alone.
+
+    Args:
+        models: fitted dp-cbe potentials by method; only ``selection`` (its ``ln_selection``)
+            and ``conditional`` (its ``ln_n``) have a field to show.
+        truth: the mock's ``dp_mock.Truth``, or None.
+        r_max: half-width of the maps (kpc).
+        path: the PNG to write.
+        resolution: pixels per side.
+        s_cut: the selection threshold of the difference maps.
+
+    Returns:
+        ``path``, or None when no model has a field to show (nothing written).
+    """
+    pts, mask, _ = _metrics.plane_grid(r_max, resolution)
+
+    def img(values: np.ndarray) -> np.ndarray:
+        a = np.full(mask.shape, np.nan)
+        a[mask] = values
+        return a
+
+    true_maps: dict[str, np.ndarray] = {}
+    seen = np.ones(len(pts), dtype=bool)
+    if truth is not None:
+        true_maps = {
+            "selection": _metrics.safe_log(truth.selection(pts)),
+            "conditional": _metrics.safe_log(truth.number_density(pts)),
+        }
+        seen = np.exp(true_maps["selection"]) > s_cut
+    maps: dict[str, np.ndarray] = {}
+    for method, field, name in (("selection", "ln_selection", "S"), ("conditional", "ln_n", "n")):
+        if method not in models:
+            continue
+        model = np.asarray(getattr(models[method], field)(pts), dtype=np.float64)
+        if truth is None:
+            maps[f"ln {name}_model"] = img(model)
+            continue
+        true = true_maps[method]
+        diff = np.where(seen, model - true, np.nan)
+        maps[f"ln {name}_true"] = img(true)
+        maps[f"ln {name}_model (+const)"] = img(model - np.nanmedian(model - true))
+        maps[f"Δln {name} (S_true > {s_cut:g})"] = img(
+            np.where(seen, _metrics.remove_constant(diff)[0], np.nan)
         )
-        fig.colorbar(im, ax=ax, shrink=0.85)
-        ax.set(title=name, xlabel="x [kpc]", ylabel="y [kpc]")
-    ax = axes[-1]
-    slab = np.abs(stars_x[:, 2]) < 0.5
-    ax.hist2d(
-        stars_x[slab, 0],
-        stars_x[slab, 1],
-        bins=80,
-        range=[[-extent, extent]] * 2,
-        cmap="Greys",
-        norm="log",
-    )
-    ax.set(
-        title=f"observed stars, |z| < 0.5 kpc ({slab.sum()})",
-        xlabel="x [kpc]",
-        ylabel="y [kpc]",
-        aspect="equal",
-    )
-    fig.suptitle("Fig. 1 - the mock")
-    return save(fig, path)
+    if not maps:
+        return None
+    return _plane_images(maps, r_max, path, "Fig. 3 - S and n in the z = 0 plane")
 
 
 def fig_vdist(metrics: Mapping[str, Any], methods: Sequence[str], path: Path) -> Path:

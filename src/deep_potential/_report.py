@@ -10,13 +10,22 @@ from typing import Any
 import h5py
 import numpy as np
 
-from . import _figures as F
-from . import _metrics as M
-from . import _profiles as P
+from . import _figures
 from ._config import PipelineConfig
 from ._diagnostics import ensemble_bias_variance, gradient_diagnostics
 from ._manifest import write_json_atomic
 from ._markdown import write_report_md
+from ._metrics import (
+    binned,
+    binned_both,
+    gradient_residuals,
+    method_residuals,
+    remove_constant,
+    safe_log,
+    summary,
+    uniform_ball,
+)
+from ._profiles import potential_profiles, profile_radii
 from ._stages import catalog_r_max, derive_seed, has_truth
 
 logger = logging.getLogger("deep_potential")
@@ -61,7 +70,7 @@ def make_report(
 
         truth = dp_mock.load_truth(catalog)
     r_max = catalog_r_max(config, catalog)
-    x = M.uniform_ball(rng, rep.n_eval, r_max)
+    x = uniform_ball(rng, rep.n_eval, r_max)
     s_true = None
     if truth is not None:
         s_true = np.asarray(truth.selection(x), dtype=np.float64)
@@ -84,21 +93,21 @@ def make_report(
     }
     fields: dict[str, dict[str, np.ndarray]] = {}
     for m, model in models.items():
-        res = M.method_residuals(m, model, truth, x)
+        res = method_residuals(m, model, truth, x)
         fields[m] = res
-        mm: dict[str, Any] = {"ln_rho_model": M.binned_both(res["ln_rho"], r, None, r_edges, None)}
+        mm: dict[str, Any] = {"ln_rho_model": binned_both(res["ln_rho"], r, None, r_edges, None)}
         mm["frac_nonpositive_density"] = float(np.mean(~np.isfinite(res["ln_rho"])))
         for key in ("dlnrho", "acc_rel_err", "dln_n", "dln_s"):
             if key in res:
-                mm[key] = M.binned_both(res[key], r, s_true, r_edges, s_edges)
+                mm[key] = binned_both(res[key], r, s_true, r_edges, s_edges)
         if truth is not None:
-            g = M.gradient_residuals(_read_gradients(gradient_files[m]), truth)
+            g = gradient_residuals(_read_gradients(gradient_files[m]), truth)
             gm: dict[str, Any] = {"frac_outside_support": float(g["frac_outside_support"])}
             for key in ("grad_v_rel_err", "grad_x_rel_err"):
                 if key in g:
                     gm[key] = {
-                        "all": M.summary(g[key]),
-                        "by_s": M.binned(g[key], g["s_true"], s_edges),
+                        "all": summary(g[key]),
+                        "by_s": binned(g[key], g["s_true"], s_edges),
                     }
             mm["gradients"] = gm
         metrics["methods"][m] = mm
@@ -115,18 +124,21 @@ def make_report(
     files: dict[str, str] = {}
     stars = _stars(catalog)
     # v_c(R) and M(<r) of every fit (and the truth's closed forms): cheap, N_RADII radii.
-    radii = P.profile_radii(np.linalg.norm(stars["x"], axis=1), r_max)
-    metrics["profiles"], profile_errors = P.potential_profiles(models, truth, radii, r_edges)
+    radii = profile_radii(np.linalg.norm(stars["x"], axis=1), r_max)
+    metrics["profiles"], profile_errors = potential_profiles(models, truth, radii, r_edges)
     for m, err in profile_errors.items():
         metrics["methods"][m] |= err
-    if "conditional" in flow_dirs:
-        metrics["p_v_given_x_model"] = _flow_summary(flow_dirs["conditional"])
+    # The p(v|x) flow, loaded once for its summary, its residuals and the ensemble's spread.
+    cond_flow = _load_flow(flow_dirs["conditional"]) if "conditional" in flow_dirs else None
+    if cond_flow is not None:
+        metrics["p_v_given_x_model"] = _flow_summary(cond_flow)
     if truth is not None:
-        metrics["p_v_given_x"] = _vdist_metrics(
-            flow_dirs["conditional"], stars, truth, rng, rep.n_logp, s_edges
-        )
-        members = [d for n, d in flow_dirs.items() if n.startswith("conditional")]
-        if len(members) > 1:
+        if cond_flow is None:
+            raise KeyError("the report of a mock needs the conditional flow (flows/conditional)")
+        metrics["p_v_given_x"] = _vdist_metrics(cond_flow, stars, truth, rng, rep.n_logp, s_edges)
+        others = [d for n, d in flow_dirs.items() if n.startswith("conditional_")]
+        if others:
+            members = [cond_flow, *(_load_flow(d) for d in others)]
             metrics["p_v_given_x"]["ensemble"] = _ensemble_metrics(members, stars, truth, rng)
         dustfree = _is_dustfree(truth, x)
         metrics["dustfree"] = dustfree
@@ -135,7 +147,7 @@ def make_report(
                 fields["conditional"], flow_dirs, truth, x, r, r_edges, rng, rep.n_logp
             )
     if rep.figures:
-        files |= _figures(config, out, metrics, truth, models, stars, r_max, catalog)
+        files |= _draw_figures(config, out, metrics, truth, models, r_max, catalog)
     write_json_atomic(out / "metrics.json", metrics)
     files["metrics"] = "metrics.json"
     write_report_md(out / "report.md", config, metrics, files)
@@ -161,7 +173,7 @@ def _band_metrics(
     ln_rho, acc = [], []
     for d in band_dirs.values():
         model = dp_cbe.load_model(d)
-        ln_rho.append(M.safe_log(np.asarray(model.density(x), dtype=np.float64)))
+        ln_rho.append(safe_log(np.asarray(model.density(x), dtype=np.float64)))
         acc.append(np.asarray(model.acceleration(x), dtype=np.float64))
     ln_rho_k, acc_k = np.stack(ln_rho), np.stack(acc)
     sig_rho = np.std(ln_rho_k, axis=0, ddof=1)
@@ -170,30 +182,39 @@ def _band_metrics(
     )
     return {
         "members": list(band_dirs),
-        "lnrho_sigma": M.binned_both(sig_rho, r, s_true, r_edges, s_edges),
-        "acc_rel_sigma": M.binned_both(sig_acc, r, s_true, r_edges, s_edges),
+        "lnrho_sigma": binned_both(sig_rho, r, s_true, r_edges, s_edges),
+        "acc_rel_sigma": binned_both(sig_acc, r, s_true, r_edges, s_edges),
     }
 
 
+def _load_flow(flow_dir: Path) -> Any:
+    """A fitted dp-flows flow (``dp_flows.load_flow``)."""
+    import dp_flows
+
+    return dp_flows.load_flow(flow_dir)
+
+
 def _vdist_metrics(
-    flow_dir: Path,
+    flow: Any,
     stars: Mapping[str, np.ndarray],
     truth: Any,
     rng: np.random.Generator,
     n: int,
     s_edges: np.ndarray,
 ) -> dict[str, Any]:
-    """Δ ln p(v|x) = ln p_flow − ln p_true at a random subset of the observed stars, by S_true."""
+    """Δ ln p(v|x) = ln p_flow − ln p_true at a random subset of the observed stars, by S_true.
+
+    ``flow`` is the fitted conditional flow p(v|x).
+    """
     import dp_flows
     import jax
 
     idx = rng.choice(len(stars["x"]), size=min(n, len(stars["x"])), replace=False)
     xs, vs = stars["x"][idx], stars["v"][idx]
-    flow = dp_flows.load_flow(flow_dir)
     lp = np.asarray(dp_flows.log_prob(flow, vs, condition=xs), dtype=np.float64)
     dlnp = lp - np.asarray(truth.log_p_v_given_x(xs, vs), dtype=np.float64)
     s = np.asarray(truth.selection(xs), dtype=np.float64)
-    out: dict[str, Any] = {"dlnp": {"all": M.summary(dlnp), "by_s": M.binned(dlnp, s, s_edges)}}
+    out: dict[str, Any] = {"dlnp": {"all": summary(dlnp), "by_s": binned(dlnp, s, s_edges)}}
 
     def grad_fn(x: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         gv, gx = dp_flows.grad_log_prob(flow, v, condition=x, progress=False)
@@ -213,11 +234,10 @@ def _vdist_metrics(
     return out
 
 
-def _flow_summary(flow_dir: Path) -> dict[str, Any]:
+def _flow_summary(flow: Any) -> dict[str, Any]:
     """What the p(v|x) flow is: its whitening (chosen from the data by default) and size."""
     import dp_flows
 
-    flow = dp_flows.load_flow(flow_dir)
     field = flow.field.hyperparameters() if isinstance(flow.field, dp_flows.ResNetField) else {}
     return {
         "whitening": "none" if flow.whitener is None else flow.whitener.mode,
@@ -228,9 +248,12 @@ def _flow_summary(flow_dir: Path) -> dict[str, Any]:
 
 
 def _ensemble_metrics(
-    member_dirs: list[Path], stars: Mapping[str, np.ndarray], truth: Any, rng: np.random.Generator
+    members: list[Any], stars: Mapping[str, np.ndarray], truth: Any, rng: np.random.Generator
 ) -> dict[str, Any]:
-    """Bias vs seed-to-seed spread of the p(v|x) ensemble's ∇ₓ ln p (see _diagnostics)."""
+    """Bias vs seed-to-seed spread of the p(v|x) ensemble's ∇ₓ ln p (see _diagnostics).
+
+    ``members`` are the ensemble's fitted conditional flows.
+    """
     import dp_flows
 
     def grad_fn(flow: Any) -> Any:
@@ -241,7 +264,7 @@ def _ensemble_metrics(
 
         return fn
 
-    fns = [grad_fn(dp_flows.load_flow(d)) for d in member_dirs]
+    fns = [grad_fn(flow) for flow in members]
     return ensemble_bias_variance(fns, truth, stars["x"], seed=int(rng.integers(2**31)))
 
 
@@ -261,90 +284,55 @@ def _dustfree_metrics(
     n: int,
 ) -> dict[str, Any]:
     """Δln n, and (with a spatial flow of the observed stars) the derived S = n_obs / n."""
-    out: dict[str, Any] = {"dln_n": M.binned_both(cond["dln_n"], r, None, r_edges, None)}
+    out: dict[str, Any] = {"dln_n": binned_both(cond["dln_n"], r, None, r_edges, None)}
     if "spatial" in flow_dirs:
         import dp_flows
 
         idx = rng.choice(len(x), size=min(n, len(x)), replace=False)
         flow = dp_flows.load_flow(flow_dirs["spatial"])
         ln_nobs = np.asarray(dp_flows.log_prob(flow, x[idx]), dtype=np.float64)
-        d = ln_nobs - cond["ln_n"][idx] - M.safe_log(truth.selection(x[idx]))
-        out["dln_s_derived"] = M.binned_both(M.remove_constant(d)[0], r[idx], None, r_edges, None)
+        d = ln_nobs - cond["ln_n"][idx] - safe_log(truth.selection(x[idx]))
+        out["dln_s_derived"] = binned_both(remove_constant(d)[0], r[idx], None, r_edges, None)
     return out
 
 
-def _figures(
+def _draw_figures(
     config: PipelineConfig,
     out: Path,
     metrics: Mapping[str, Any],
     truth: Any,
     models: Mapping[str, Any],
-    stars: Mapping[str, np.ndarray],
     r_max: float,
     catalog: Path,
 ) -> dict[str, str]:
+    """Write the report's PNG figures into ``out``.
+
+    Returns:
+        Figure name (``fig1``, ...) -> file name in ``out``.
+    """
+    rep = config.report
     files: dict[str, str] = {}
     methods = list(models)
-    pts, mask, _ = M.plane_grid(r_max, config.report.plane_resolution)
-
-    def img(values: np.ndarray) -> np.ndarray:
-        a = np.full(mask.shape, np.nan)
-        a[mask] = values
-        return a
-
-    maps: dict[str, np.ndarray] = {}
     if truth is not None:
         import dp_mock
 
-        ln_s_true = M.safe_log(truth.selection(pts))
-        ln_n_true = M.safe_log(truth.number_density(pts))
-        cut = config.report.s_cut
-        seen = np.exp(ln_s_true) > cut  # the evaluated region (docs/design.md §8)
-        plot_truth = getattr(dp_mock, "plot_truth", None)  # dp-mock's own Fig. 1, if public
-        if plot_truth is not None:
-            plot_truth(catalog, out / "fig1_mock.png")
-        else:
-            F.fig_mock(
-                {
-                    "S_true (z=0)": np.exp(img(ln_s_true)),
-                    "A(x) [mag] (z=0)": img(np.asarray(truth.extinction(pts), dtype=np.float64)),
-                },
-                r_max,
-                stars["x"],
-                out / "fig1_mock.png",
-            )
+        dp_mock.plot_truth(catalog, out / "fig1_mock.png", resolution=rep.plane_resolution)
         files["fig1"] = "fig1_mock.png"
-        F.fig_residuals(metrics, methods, out / "fig2_residuals.png", config.report.s_cut)
+        _figures.fig_residuals(metrics, methods, out / "fig2_residuals.png", rep.s_cut)
         files["fig2"] = "fig2_residuals.png"
-        F.fig_vdist(metrics, methods, out / "fig5_vdist.png")
+        _figures.fig_vdist(metrics, methods, out / "fig5_vdist.png")
         files["fig5"] = "fig5_vdist.png"
         if isinstance(metrics.get("dustfree"), dict):
-            F.fig_dustfree(metrics, out / "fig6_dustfree.png")
+            _figures.fig_dustfree(metrics, out / "fig6_dustfree.png")
             files["fig6"] = "fig6_dustfree.png"
-    # Fig. 3: the recovered ln S (selection) and ln n (conditional) against the truth.
-    for method, field, name in (
-        ("selection", "ln_selection", "S"),
-        ("conditional", "ln_n", "n"),
+    fig3 = out / "fig3_planes.png"
+    if _figures.fig_fields(
+        models, truth, r_max, fig3, resolution=rep.plane_resolution, s_cut=rep.s_cut
     ):
-        if method not in models:
-            continue
-        model = np.asarray(getattr(models[method], field)(pts), dtype=np.float64)
-        if truth is None:
-            maps[f"ln {name}_model"] = img(model)
-            continue
-        true = ln_s_true if method == "selection" else ln_n_true
-        diff = np.where(seen, model - true, np.nan)
-        maps[f"ln {name}_true"] = img(true)
-        maps[f"ln {name}_model (+const)"] = img(model - np.nanmedian(model - true))
-        maps[f"Δln {name} (S_true > {cut:g})"] = img(
-            np.where(seen, M.remove_constant(diff)[0], np.nan)
-        )
-    if maps:
-        F.fig_planes(maps, r_max, out / "fig3_planes.png", "Fig. 3 - S and n in the z = 0 plane")
-        files["fig3"] = "fig3_planes.png"
+        files["fig3"] = fig3.name
     profiles = {m: metrics["methods"][m]["ln_rho_model"] for m in methods}
-    F.fig_profile(profiles, out / "density_profile.png")
+    _figures.fig_profile(profiles, out / "density_profile.png")
     files["profile"] = "density_profile.png"
-    F.fig_vc_mass(metrics["profiles"], out / "vc_mass_profile.png")
+    _figures.fig_vc_mass(metrics["profiles"], out / "vc_mass_profile.png")
     files["vc_mass"] = "vc_mass_profile.png"
     return files

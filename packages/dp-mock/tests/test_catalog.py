@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 from dp_mock import MockConfig, Truth, generate_catalog, load_truth, read_catalog, write_catalog
 from dp_mock._catalog import draw_chunk
-from dp_mock._plummer import chunk_key
+from dp_mock._seeds import chunk_key, star_chunk_seed
 from dp_mock._selection import distance_modulus
-from dp_mock._truth import star_chunk_seed
 
 SMALL = MockConfig(n_observed=3000, chunk_size=2**13, dust_grid=32, seed=4)
 

@@ -69,6 +69,7 @@ def test_cli_refuses_impossible_values(tmp_path, capsys):
 
 
 def test_cli_bad_inputs_are_one_line_errors(tmp_path, capsys):
+    pytest.importorskip("matplotlib", reason='plotting needs the "dp-mock[plot]" extra')
     text = tmp_path / "notes.h5"
     text.write_text("not hdf5\n")
     assert main(["plot", str(text), "--out", str(tmp_path / "f.png")]) == 2

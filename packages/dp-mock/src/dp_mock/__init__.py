@@ -11,6 +11,7 @@ from ._hernquist import HernquistSphere as HernquistSphere
 from ._io import load_truth as load_truth
 from ._io import read_catalog as read_catalog
 from ._io import write_catalog as write_catalog
+from ._plot import plot_truth as plot_truth
 from ._plummer import PlummerSphere as PlummerSphere
 from ._selection import MagnitudeSelection as MagnitudeSelection
 from ._selection import distance_modulus as distance_modulus

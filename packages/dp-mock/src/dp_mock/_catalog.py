@@ -12,8 +12,8 @@ from tqdm.auto import tqdm
 from . import _kernels
 from ._config import MockConfig
 from ._io import write_catalog
-from ._systems import chunk_key
-from ._truth import Truth, star_chunk_seed
+from ._seeds import YIELD_PROBE_SEED, chunk_key, star_chunk_seed
+from ._truth import Truth
 
 _MAX_CHUNKS = 1_000_000
 _MIN_EXPECTED_FRACTION = 1e-5
@@ -30,7 +30,7 @@ def expected_observed_fraction(truth: Truth) -> float:
     ~ 1 % where the fraction is not tiny; it is the probability, not a 0/1 draw, that is
     averaged, so fractions far below 1/2¹⁴ still come out positive and ordered.
     """
-    x, _ = truth.system.sample_positions(chunk_key(0xF4AC), _N_PROBE)
+    x, _ = truth.system.sample_positions(chunk_key(YIELD_PROBE_SEED), _N_PROBE)
     return float(np.mean(truth.selection(x)))
 
 

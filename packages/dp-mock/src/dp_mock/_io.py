@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,27 @@ def _umask() -> int:
     old = os.umask(0o022)
     os.umask(old)
     return old
+
+
+@contextlib.contextmanager
+def atomic_output(path: Path) -> Iterator[Path]:
+    """A temporary file next to ``path`` that replaces ``path`` when the block succeeds.
+
+    The temporary file is in the same folder (so ``os.replace`` is atomic) and is given the mode
+    a plain ``open()`` would (0666 less the umask, not mkstemp's 0600); if the block raises, it
+    is removed and ``path`` is left as it was. The parent folder is created if missing.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _open_hdf5(path: str | Path) -> h5py.File:
@@ -68,31 +91,22 @@ def write_catalog(
         raise ValueError(f"{path} is a folder; give the catalogue file to write (e.g. catalog.h5)")
     stars = {k: np.asarray(a, dtype=np.float64) for k, a in stars.items()}
     _check_stars(stars, f"{path} (before writing)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["schema"] = SCHEMA
-            f.attrs["units"] = UNITS
-            grp = f.create_group("stars")
-            for name, arr in stars.items():
-                grp.create_dataset(name, data=arr)
-            if truth_attrs is not None:
-                tg = f.create_group("truth")
-                for k, val in truth_attrs.items():
-                    tg.attrs[k] = val
-                if dust_extent is not None:
-                    tg.attrs["dust_extent"] = float(dust_extent)
-                if ln_dust is not None:
-                    ds = tg.create_dataset("ln_dust", data=np.asarray(ln_dust, dtype=np.float64))
-                    ds.attrs["dust_extent"] = float(dust_extent or 0.0)
-                    ds.attrs["units"] = "ln(mag/kpc); node (i,j,k) at -extent + (i,j,k)*2*extent/G"
-        os.chmod(tmp, 0o666 & ~_umask())  # the mode open() would give, not mkstemp's 0600
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(path) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs["schema"] = SCHEMA
+        f.attrs["units"] = UNITS
+        grp = f.create_group("stars")
+        for name, arr in stars.items():
+            grp.create_dataset(name, data=arr)
+        if truth_attrs is not None:
+            tg = f.create_group("truth")
+            for k, val in truth_attrs.items():
+                tg.attrs[k] = val
+            if dust_extent is not None:
+                tg.attrs["dust_extent"] = float(dust_extent)
+            if ln_dust is not None:
+                ds = tg.create_dataset("ln_dust", data=np.asarray(ln_dust, dtype=np.float64))
+                ds.attrs["dust_extent"] = float(dust_extent or 0.0)
+                ds.attrs["units"] = "ln(mag/kpc); node (i,j,k) at -extent + (i,j,k)*2*extent/G"
     return path
 
 

@@ -10,7 +10,6 @@ import numpy as np
 
 from . import _kernels
 from ._systems import AbstractSphericalSystem, G, Points, Radii, Values, _as_points, _r2
-from ._systems import chunk_key as chunk_key
 
 # ∫_0^1 q² (1 − q²)^(7/2) dq = B(3/2, 9/2) / 2 = 7π/512 and ∫_0^1 q² (1 − q²)^(3/2) dq = π/32:
 # the velocity pdf's normalisations of the two power laws of the DF.

@@ -23,13 +23,17 @@ import numpy as np
 from jaxtyping import Float
 
 from . import _kernels
+from ._seeds import chunk_key
 
 G: float = 4.300917e-6
 """Gravitational constant in kpc (km/s)² / M☉."""
 
 Points = Float[np.ndarray, "n 3"]
+"""(n, 3) positions or velocities (kpc, km/s): the package's one definition of the alias."""
 Values = Float[np.ndarray, " n"]
+"""(n,) values, one per point."""
 Radii = Float[np.ndarray, " m"]
+"""(m,) radii (kpc) or values at radii."""
 
 # Gauss–Legendre nodes for the velocity moments, in θ with q = |w|/w_esc = sin θ: q² f̃(Ψ(1 − q²))
 # dq = sin²θ f̃(Ψ cos²θ) cos θ dθ is smooth at θ = π/2 for f̃ ∝ Q^n (n = 1/2, 3/2, 5/2, 7/2 here).
@@ -54,12 +58,6 @@ def _as_points(x: object, name: str = "x") -> np.ndarray:
     if arr.ndim != 2 or arr.shape[1] != 3:
         raise ValueError(f"{name} must have shape (n, 3), got {arr.shape}")
     return arr
-
-
-def chunk_key(seed: int | np.random.SeedSequence) -> np.uint64:
-    """A 64-bit kernel key drawn from a seed (int or SeedSequence)."""
-    ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
-    return np.uint64(ss.generate_state(1, np.uint64)[0])
 
 
 def _r2(x: np.ndarray) -> np.ndarray:

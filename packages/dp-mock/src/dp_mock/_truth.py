@@ -3,26 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
-from jaxtyping import Float
 
 from ._config import MockConfig
 from ._dust import DustField, gaussian_random_field
 from ._plummer import PlummerSphere
+from ._seeds import OBSERVED_FRACTION_SEED, chunk_key, dust_seed
 from ._selection import MagnitudeSelection
-from ._systems import AbstractSphericalSystem, _as_points, chunk_key
-
-Points = Float[np.ndarray, "n 3"]
-Values = Float[np.ndarray, " n"]
-
-
-def dust_seed(seed: int) -> np.random.SeedSequence:
-    """The SeedSequence of the dust field of a mock with this seed."""
-    return np.random.SeedSequence(seed, spawn_key=(0,))
-
-
-def star_chunk_seed(seed: int, chunk: int) -> np.random.SeedSequence:
-    """The SeedSequence of chunk ``chunk`` of the stars of a mock with this seed."""
-    return np.random.SeedSequence(seed, spawn_key=(1, chunk))
+from ._systems import AbstractSphericalSystem, Points, Radii, Values, _as_points
 
 
 class Truth:
@@ -85,11 +72,11 @@ class Truth:
         """Mass density (M☉/kpc³)."""
         return self.system.density(x)
 
-    def enclosed_mass(self, r: Float[np.ndarray, " m"]) -> Float[np.ndarray, " m"]:
+    def enclosed_mass(self, r: Radii) -> Radii:
         """M(<r) (M☉) of the system at radii r (kpc), closed form (see the system's method)."""
         return self.system.enclosed_mass(r)
 
-    def circular_velocity(self, r: Float[np.ndarray, " m"]) -> Float[np.ndarray, " m"]:
+    def circular_velocity(self, r: Radii) -> Radii:
         """v_c(r) = √(G M(<r)/r) (km/s) at radii r (kpc), closed form; 0 at r = 0."""
         return self.system.circular_velocity(r)
 
@@ -145,7 +132,7 @@ class Truth:
         Monte Carlo over 2¹⁸ tracer positions (fixed seed, cached): relative error ~ 0.2 %.
         """
         if self._fraction is None:
-            x, _ = self.system.sample_positions(chunk_key(12345), 2**18)
+            x, _ = self.system.sample_positions(chunk_key(OBSERVED_FRACTION_SEED), 2**18)
             self._fraction = float(np.mean(self.selection(x)))
         return self._fraction
 
@@ -165,9 +152,7 @@ class Truth:
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
         return self.system.sample_velocities(chunk_key(int(seed)), np.arange(len(x)), x)
 
-    def velocity_moments(
-        self, r: Float[np.ndarray, " m"]
-    ) -> tuple[Float[np.ndarray, " m"], Float[np.ndarray, " m"], Float[np.ndarray, " m"]]:
+    def velocity_moments(self, r: Radii) -> tuple[Radii, Radii, Radii]:
         """(σ_r², σ_t², κ) at radii r (kpc): radial and one tangential component's velocity
         dispersion ((km/s)²) and the radial kurtosis ⟨v_r⁴⟩/σ_r⁴, from the DF (closed form for
         Plummer, Gauss–Legendre quadrature otherwise). β = 1 − σ_t²/σ_r² = r²/(r² + r_a²)."""
