@@ -1,4 +1,5 @@
-"""``deep-potential run CONFIG.toml --out RUN_DIR [--from STAGE]`` and ``deep-potential check``."""
+"""``deep-potential run CONFIG.toml --out RUN_DIR [--from STAGE]``, ``deep-potential check``,
+``deep-potential ingest`` and ``deep-potential gradients``."""
 
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ examples:
   deep-potential run configs/demo.toml --out runs/demo --from potentials
   deep-potential check configs/paper.toml
   deep-potential ingest gaia.fits --out catalog.h5 --max-distance 3
+  deep-potential gradients --method conditional --conditional flows/cond \
+      --catalog catalog.h5 --n 65536 --out gradients.h5
 
 The report lands in RUN_DIR/report/ (report.md, metrics.json, fig*.png).
 File formats and config keys: docs/formats.md.
@@ -67,9 +70,11 @@ def _parser() -> argparse.ArgumentParser:
         description="Validate a config without running anything.",
     )
     chk.add_argument("config", type=Path, metavar="CONFIG.toml")
+    from ._gradients import add_parser as add_gradients_parser
     from ._ingest import add_parser as add_ingest_parser
 
     add_ingest_parser(sub)
+    add_gradients_parser(sub)
     return p
 
 
@@ -102,6 +107,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ._ingest import run_cli
 
         return run_cli(args)
+    if args.command == "gradients":
+        from ._gradients import run_cli as run_gradients_cli
+
+        return run_gradients_cli(args)
     try:
         config = load_config(args.config)
     except (ConfigError, OSError) as e:

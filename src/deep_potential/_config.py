@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import Field
 
@@ -25,7 +25,6 @@ try:  # Python >= 3.11
 except ModuleNotFoundError:  # pragma: no cover - Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
-METHODS: tuple[str, ...] = ("vanilla", "selection", "conditional")
 TOP_SECTIONS = ("run", "mock", "data", "flows", "gradients", "cbe", "report")
 #: package keys that were renamed: old -> new (the error names the new key)
 RENAMED_KEYS = {"lr_final_fraction": "final_lr_fraction"}
@@ -38,12 +37,23 @@ class ConfigError(ValueError):
     """A config key is unknown, missing, of the wrong type or has an impossible value."""
 
 
+def known_methods() -> tuple[str, ...]:
+    """The CBE methods, in their canonical order: dp-cbe's table (``dp_cbe.METHODS``).
+
+    Read when needed, like every package here, so that ``import deep_potential`` does not
+    import JAX.
+    """
+    import dp_cbe
+
+    return dp_cbe.METHODS
+
+
 @_section
 class RunSection:
     """``[run]``: the master seed and the methods to run (any of vanilla, selection, conditional)."""
 
     seed: Annotated[int, Field(ge=0)] = 0
-    methods: tuple[Literal["vanilla", "selection", "conditional"], ...] = METHODS  # type: ignore[assignment]
+    methods: tuple[str, ...] = Field(default_factory=known_methods)  # checked by _parse_run
 
 
 @_section
@@ -183,15 +193,16 @@ def _package_config(cls: Any, d: Mapping[str, Any], section: str) -> Any:
 
 def _parse_run(raw: Any) -> RunSection:
     raw = dict(raw or {})
-    methods = raw.pop("methods", list(METHODS))
+    known = known_methods()
+    methods = raw.pop("methods", list(known))
     if not isinstance(methods, list | tuple) or not methods:
-        raise _fail("run", f"key 'methods' must be a non-empty list of {list(METHODS)}")
+        raise _fail("run", f"key 'methods' must be a non-empty list of {list(known)}")
     for m in methods:
-        if m not in METHODS:
-            raise _fail("run", f"key 'methods': unknown method {m!r} (known: {list(METHODS)})")
+        if m not in known:
+            raise _fail("run", f"key 'methods': unknown method {m!r} (known: {list(known)})")
     if len(set(methods)) != len(methods):
         raise _fail("run", f"key 'methods' lists a method twice: {methods}")
-    raw["methods"] = tuple(m for m in METHODS if m in methods)
+    raw["methods"] = tuple(m for m in known if m in methods)
     return _own_section(RunSection, raw, "run")
 
 
@@ -224,8 +235,9 @@ def _parse_data(raw: Any, base_dir: Path, methods: tuple[str, ...]) -> DataSecti
     return dataclasses.replace(data, catalog=path)
 
 
-def check_catalog(path: Path, methods: tuple[str, ...] = METHODS) -> int:
-    """Validate a ``[data]`` catalogue for the methods to run; returns its number of stars.
+def check_catalog(path: Path, methods: tuple[str, ...] | None = None) -> int:
+    """Validate a ``[data]`` catalogue for the methods to run (None: all); returns its number
+    of stars.
 
     The checks are the pipeline's own reader's (`dp_mock.read_catalog`: the ``dp-catalog/1``
     schema, ``/stars/x`` and ``/stars/v`` of shape (N, 3), every other ``/stars`` column of
@@ -238,6 +250,8 @@ def check_catalog(path: Path, methods: tuple[str, ...] = METHODS) -> int:
     """
     import dp_mock
     import numpy as np
+
+    methods = known_methods() if methods is None else methods
 
     def fail(msg: str) -> ConfigError:
         return _fail("data", f"key 'catalog': {msg}")
@@ -292,12 +306,12 @@ def _parse_cbe(raw: Any, methods: tuple[str, ...]) -> dict[str, Any]:
     import dp_cbe
 
     raw = dict(raw or {})
-    subs = {m: raw.pop(m) for m in METHODS if m in raw}
+    subs = {m: raw.pop(m) for m in dp_cbe.METHODS if m in raw}
     for m, sub in subs.items():
         if not isinstance(sub, Mapping):
             raise _fail(f"cbe.{m}", "expected a table")
     out = {}
-    for m in METHODS:
+    for m in dp_cbe.METHODS:
         merged = {**raw, **subs.get(m, {})}
         cfg = _package_config(dp_cbe.FitConfig, merged, f"cbe.{m}" if m in subs else "cbe")
         if m in methods:

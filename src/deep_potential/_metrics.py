@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from jaxtyping import Float
+
+if TYPE_CHECKING:
+    from dp_cbe import GradientSet
 
 
 def uniform_ball(rng: np.random.Generator, n: int, r_max: float) -> Float[np.ndarray, "n 3"]:
@@ -129,15 +131,15 @@ def method_residuals(
     return out
 
 
-def gradient_residuals(gradients: Mapping[str, np.ndarray], truth: Any) -> dict[str, np.ndarray]:
+def gradient_residuals(gradients: GradientSet, truth: Any) -> dict[str, np.ndarray]:
     """Relative errors of a gradient set's ∇_v (and, where the truth is known, ∇_x) ln-density.
 
     ∇_v ln f = ∇_v ln f_obs = ∇_v ln p(v|x) for a purely spatial selection, so the v part is
     compared for every method; the x part for ``f`` (vanilla) and ``p_v_given_x`` (conditional).
     Points outside the truth's support (non-finite truth) are NaN.
     """
-    x, v = np.asarray(gradients["x"]), np.asarray(gradients["v"])
-    density = str(gradients["density"])
+    x, v = np.asarray(gradients.x), np.asarray(gradients.v)
+    density = gradients.density
     n = len(x)
     # the truth is defined inside its DF's support only; flow samples may stray outside
     ok = in_support(truth, x, v)
@@ -146,12 +148,12 @@ def gradient_residuals(gradients: Mapping[str, np.ndarray], truth: Any) -> dict[
     xo, vo = x[ok], v[ok]
     gx_p, gv_p = (np.asarray(a, dtype=np.float64) for a in truth.grad_log_p_v_given_x(xo, vo))
     with np.errstate(invalid="ignore", divide="ignore"):
-        out["grad_v_rel_err"] = _fill(ok, _rel(np.asarray(gradients["dlnf_dv"])[ok], gv_p))
+        out["grad_v_rel_err"] = _fill(ok, _rel(gradients.dlnf_dv[ok], gv_p))
         if density == "p_v_given_x":
-            out["grad_x_rel_err"] = _fill(ok, _rel(np.asarray(gradients["dlnf_dx"])[ok], gx_p))
+            out["grad_x_rel_err"] = _fill(ok, _rel(gradients.dlnf_dx[ok], gx_p))
         elif density == "f":
             gx_f = np.asarray(truth.grad_log_f(xo, vo)[0], dtype=np.float64)
-            out["grad_x_rel_err"] = _fill(ok, _rel(np.asarray(gradients["dlnf_dx"])[ok], gx_f))
+            out["grad_x_rel_err"] = _fill(ok, _rel(gradients.dlnf_dx[ok], gx_f))
     return out
 
 

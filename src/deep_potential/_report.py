@@ -37,13 +37,6 @@ def _stars(catalog: Path) -> dict[str, np.ndarray]:
     return {k: np.asarray(v) for k, v in dp_mock.read_catalog(catalog).items()}
 
 
-def _read_gradients(path: Path) -> dict[str, Any]:
-    with h5py.File(path, "r") as f:
-        out: dict[str, Any] = {k: np.asarray(f[k]) for k in ("x", "v", "dlnf_dx", "dlnf_dv")}
-        out["density"] = str(f.attrs["density"])
-    return out
-
-
 def make_report(
     config: PipelineConfig,
     out: Path,
@@ -101,7 +94,7 @@ def make_report(
             if key in res:
                 mm[key] = binned_both(res[key], r, s_true, r_edges, s_edges)
         if truth is not None:
-            g = gradient_residuals(_read_gradients(gradient_files[m]), truth)
+            g = gradient_residuals(dp_cbe.read_gradients(gradient_files[m]), truth)
             gm: dict[str, Any] = {"frac_outside_support": float(g["frac_outside_support"])}
             for key in ("grad_v_rel_err", "grad_x_rel_err"):
                 if key in g:

@@ -7,12 +7,17 @@ import logging
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import h5py
 import numpy as np
+from jaxtyping import Float
 
 from ._config import PipelineConfig
+
+if TYPE_CHECKING:  # at run time imported where needed: `import deep_potential` stays free of JAX
+    import dp_cbe
+    from jaxtyping import ArrayLike
 
 logger = logging.getLogger("deep_potential")
 
@@ -94,8 +99,11 @@ def draw_gradients(
     config: PipelineConfig, method: str, flow_dirs: Mapping[str, Path], catalog: Path, out: Path
 ) -> dict[str, str]:
     """Sample DF gradients for ``method`` from its flows into ``out/gradients.h5``."""
+    import dp_cbe
     import dp_flows
     import dp_mock
+
+    from ._gradients import make_gradients
 
     g = config.gradients
     members = [dp_flows.load_flow(flow_dirs[n]) for n in config.conditional_flows]
@@ -104,7 +112,7 @@ def draw_gradients(
     positions = None
     if spatial is None:  # p(v|x) at the observed stars' positions
         positions = np.asarray(dp_mock.read_catalog(catalog)["x"], dtype=np.float64)
-    grads = dp_flows.make_gradients(
+    grads = make_gradients(
         method,
         conditional=members if len(members) > 1 else members[0],
         spatial=spatial,
@@ -118,29 +126,38 @@ def draw_gradients(
     )
     outputs = {"gradients": "gradients.h5"}
     if g.oracle:
-        grads = oracle_gradients(grads, dp_mock.load_truth(catalog))
-    elif method == "conditional" and config.band_fits:
-        # Each member's own gradients at the same points: their fits give the error band.
-        for k, name in enumerate(config.band_fits):
-            dp_flows.write_gradients(out / f"{name}.h5", **dp_flows.member_gradients(grads, k))
-            outputs[name] = f"{name}.h5"
-    dp_flows.write_gradients(out / "gradients.h5", **grads)
+        gs = oracle_gradients(grads.x, grads.v, grads.density, dp_mock.load_truth(catalog))
+    else:
+        gs = grads.gradient_set()
+        if method == "conditional" and config.band_fits:
+            # Each member's own gradients at the same points: their fits give the error band.
+            for k, name in enumerate(config.band_fits):
+                dp_cbe.write_gradients(out / f"{name}.h5", grads.member_set(k))
+                outputs[name] = f"{name}.h5"
+    dp_cbe.write_gradients(out / "gradients.h5", gs)
     return outputs
 
 
-def oracle_gradients(grads: Mapping[str, Any], truth: Any, h: float = 1e-3) -> dict[str, Any]:
-    """The same (x, v) samples with the mock's exact gradients of the method's ln-density.
+def oracle_gradients(
+    x: Float[ArrayLike, "n 3"],
+    v: Float[ArrayLike, "n 3"],
+    density: str,
+    truth: Any,
+    h: float = 1e-3,
+) -> dp_cbe.GradientSet:
+    """The mock's exact gradients of ``density`` (``f``, ``f_obs``, ``p_v_given_x``) at (x, v).
 
     Samples outside the truth's support (ln p(v|x) = −inf, or within 2h of r_max) are dropped. For
     ``f_obs`` the x-gradient adds ∇ln S_true by central differences of step ``h`` kpc (S_true
     is continuous: the extinction integral is exact per dust cell).
     """
+    import dp_cbe
+
     from ._metrics import in_support
 
-    x, v = np.asarray(grads["x"]), np.asarray(grads["v"])
+    x, v = np.asarray(x), np.asarray(v)
     ok = in_support(truth, x, v, margin=2 * h)
     x, v = x[ok], v[ok]
-    density = str(grads["density"])
     if density == "p_v_given_x":
         dx, dv = truth.grad_log_p_v_given_x(x, v)
     else:
@@ -155,13 +172,7 @@ def oracle_gradients(grads: Mapping[str, Any], truth: Any, h: float = 1e-3) -> d
                 axis=1,
             )
     logger.info("oracle gradients: %d of %d samples inside the truth's support", ok.sum(), len(ok))
-    return {
-        "x": x,
-        "v": v,
-        "dlnf_dx": np.asarray(dx),
-        "dlnf_dv": np.asarray(dv),
-        "density": density,
-    }
+    return dp_cbe.GradientSet(x, v, np.asarray(dx), np.asarray(dv), density)
 
 
 def fit_potential(

@@ -61,3 +61,60 @@ def test_read_gradients_missing_dataset_and_attr(tmp_path: Path) -> None:
 def test_method_density_mismatch_is_an_error() -> None:
     with pytest.raises(ValueError, match="needs gradients of 'p_v_given_x'"):
         dp_cbe.fit(_gs(), "conditional", progress=False)
+
+
+def test_standard_errors_round_trip_as_a_pair(tmp_path: Path) -> None:
+    g = oracle.gradients("conditional", 1, 32)
+    se = {"dlnf_dx_std": np.full((32, 3), 0.1), "dlnf_dv_std": np.full((32, 3), 1e-3)}
+    back = dp_cbe.read_gradients(
+        dp_cbe.write_gradients(tmp_path / "g.h5", dp_cbe.GradientSet(**g, **se))
+    )
+    for k, a in se.items():
+        np.testing.assert_array_equal(getattr(back, k), a)  # float64 stored exactly
+    assert (
+        dp_cbe.read_gradients(dp_cbe.write_gradients(tmp_path / "n.h5", _gs())).dlnf_dx_std is None
+    )
+    with pytest.raises(ValueError, match="'dlnf_dx_std' without its pair"):
+        dp_cbe.GradientSet(**g, dlnf_dx_std=se["dlnf_dx_std"])
+    with pytest.raises(ValueError, match=r"'dlnf_dv_std' must have shape \(N, 3\)"):
+        dp_cbe.GradientSet(**g, dlnf_dx_std=se["dlnf_dx_std"], dlnf_dv_std=np.ones(32))
+    # A lone standard error in a file is not part of the format: the reader ignores it.
+    path = dp_cbe.write_gradients(tmp_path / "lone.h5", dp_cbe.GradientSet(**g))
+    with h5py.File(path, "a") as fh:
+        fh["dlnf_dx_std"] = se["dlnf_dx_std"]
+    assert dp_cbe.read_gradients(path).dlnf_dx_std is None
+
+
+def _by_hand(path: Path, gs: dp_cbe.GradientSet, *, std: bool) -> Path:
+    """The layout the pipeline's gradients.h5 had before dp-cbe wrote them (dp-flows' writer)."""
+    with h5py.File(path, "w") as fh:
+        fh.attrs["schema"] = "dp-gradients/1"
+        fh.attrs["units"] = "x: kpc, v: km/s, dlnf_dx: 1/kpc, dlnf_dv: 1/(km/s)"
+        fh.attrs["density"] = gs.density
+        names = ["x", "v", "dlnf_dx", "dlnf_dv"] + (["dlnf_dx_std", "dlnf_dv_std"] if std else [])
+        for k in names:
+            fh.create_dataset(k, data=getattr(gs, k))
+    return path
+
+
+@pytest.mark.parametrize("std", [False, True])
+def test_writer_reproduces_existing_files_byte_for_byte(tmp_path: Path, std: bool) -> None:
+    """A run's downstream keys hash gradients.h5's bytes: the same set must give the same file
+    as the writer that produced existing runs did, so that redrawing it changes nothing."""
+    g = oracle.gradients("selection", 3, 40)
+    extra = {"dlnf_dx_std": np.full((40, 3), 0.5), "dlnf_dv_std": np.full((40, 3), 0.25)}
+    gs = dp_cbe.GradientSet(**g, **(extra if std else {}))
+    ours = dp_cbe.write_gradients(tmp_path / "ours.h5", gs).read_bytes()
+    assert ours == _by_hand(tmp_path / "theirs.h5", gs, std=std).read_bytes()
+    assert ours == dp_cbe.write_gradients(tmp_path / "again.h5", gs).read_bytes()
+
+
+def test_one_table_of_methods_and_densities() -> None:
+    assert (
+        dp_cbe.METHODS == tuple(dp_cbe.DENSITY_OF_METHOD) == ("vanilla", "selection", "conditional")
+    )
+    assert dp_cbe.DENSITY_OF_METHOD["conditional"] == "p_v_given_x"
+    with pytest.raises(TypeError):  # read-only: nobody edits the one table in place
+        dp_cbe.DENSITY_OF_METHOD["new"] = "g"
+    for method, density in dp_cbe.DENSITY_OF_METHOD.items():  # the tests' oracle agrees
+        assert oracle.gradients(method, 0, 8)["density"] == density

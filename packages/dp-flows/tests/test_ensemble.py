@@ -1,9 +1,11 @@
-"""Flow ensembles: the robust mean and its standard error, and ensemble gradient sets."""
+"""Flow ensembles: the robust mean and its standard error, and samples of the mixture."""
 
 from __future__ import annotations
 
 import dp_flows
+import jax
 import numpy as np
+import pytest
 from conftest import cond_gauss_sample
 
 
@@ -21,16 +23,22 @@ def test_robust_mean_drops_an_outlying_member_and_reports_the_standard_error():
     assert not zero.any()
 
 
-def test_ensemble_gradient_set_of_identical_members_equals_the_single_flow(cond_flow):
+def test_sample_ensemble_draws_each_point_from_its_member(cond_flow):
     x, _ = cond_gauss_sample(np.random.default_rng(3), 300)
-    g = dp_flows.make_gradients(
-        "conditional", conditional=[cond_flow, cond_flow], n=300, positions=x, progress=False
-    )
-    dv, dx = dp_flows.grad_log_prob(cond_flow, g["v"], g["x"])
-    # Identical members: the robust mean is each member's value to float64 round-off.
-    np.testing.assert_allclose(g["dlnf_dx"], dx, rtol=1e-6, atol=1e-9)
-    np.testing.assert_allclose(g["dlnf_dv"], dv, rtol=1e-6, atol=1e-9)
-    assert not g["dlnf_dx_std"].any() and not g["dlnf_dv_std"].any()
-    assert g["members"]["dlnf_dx"].shape == (2, 300, 3)
-    member = dp_flows.member_gradients(g, 1)
-    np.testing.assert_array_equal(member["dlnf_dv"], g["members"]["dlnf_dv"][1])
+    which = np.random.default_rng(4).integers(2, size=300)
+    key = jax.random.key(5)
+    members = [cond_flow, cond_flow.with_solver(fixed_steps=8)]  # two different samplers
+    v = dp_flows.sample_ensemble(key, members, 300, condition=x, which=which, progress=False)
+    # Member k draws its points, in order, with fold_in(key, k): exactly `sample`'s draw.
+    for k, member in enumerate(members):
+        sel = which == k
+        own = dp_flows.sample(jax.random.fold_in(key, k), member, int(sel.sum()), x[sel])
+        np.testing.assert_array_equal(v[sel], own)
+    # Without `which`, each point's member is drawn at random from the key: reproducible.
+    a = dp_flows.sample_ensemble(key, members, 300, condition=x, progress=False)
+    b = dp_flows.sample_ensemble(key, members, 300, condition=x, progress=False)
+    np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="which must index the 2 members"):
+        dp_flows.sample_ensemble(key, members, 3, condition=x[:3], which=[0, 2, 1])
+    with pytest.raises(ValueError, match="at least one flow"):
+        dp_flows.sample_ensemble(key, [], 3)

@@ -49,30 +49,9 @@ def test_cli_zero_stars_and_non_hdf5(tmp_path, capsys):
     assert capsys.readouterr().err == f"dp-flows fit: error: catalogue {text} is not an HDF5 file\n"
 
 
-@pytest.mark.parametrize(
-    ("extra", "message"),
-    [
-        (["--batch-size", "0"], "--batch-size must be >= 1"),
-        (["--r-max", "-3"], "--r-max must be a finite number of kpc > 0"),
-        (["--n", "0"], "--n must be >= 1"),
-        (["--uniform-fraction", "1.5"], "--uniform-fraction must be in [0, 1]"),
-    ],
-)
-def test_cli_gradients_refuses_impossible_values(tmp_path, capsys, extra, message):
-    argv = ["gradients", "--method", "conditional", "--conditional", str(tmp_path), "--n", "10",
-            "--out", str(tmp_path / "g.h5"), *extra]  # fmt: skip
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    assert exc.value.code == 2 and message in capsys.readouterr().err
-
-
 def test_cli_out_of_the_wrong_kind(tmp_path, capsys):
     existing = tmp_path / "file"
     existing.write_text("")
     with pytest.raises(SystemExit):
         main(["fit", "c.h5", "--flow", "spatial", "--out", str(existing)])
     assert "is an existing file" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        main(["gradients", "--method", "conditional", "--conditional", "f", "--n", "1",
-              "--out", str(tmp_path)])  # fmt: skip
-    assert "is a folder" in capsys.readouterr().err

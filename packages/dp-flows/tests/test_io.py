@@ -1,12 +1,13 @@
-"""Files: flow directories, catalogues, gradients.h5, and the command line."""
+"""Files: flow directories and catalogues; sampling inside a ball; the command line."""
 
 from __future__ import annotations
 
 import dp_flows
 import h5py
+import jax
 import numpy as np
 import pytest
-from conftest import cond_gauss_grads, cond_gauss_sample
+from conftest import cond_gauss_sample
 from dp_flows._cli import main
 
 
@@ -35,52 +36,29 @@ def test_wrong_inputs_to_inference(cond_flow):
         dp_flows.grad_log_prob(cond_flow, np.zeros((4, 3)), np.zeros((5, 3)))
 
 
-def test_gradients_h5_round_trip(tmp_path, cond_flow, spatial_flow):
-    x_obs, _ = cond_gauss_sample(np.random.default_rng(6), 500)
-    d = dp_flows.make_gradients(
-        "conditional",
-        conditional=cond_flow,
-        n=256,
-        seed=3,
-        positions=x_obs,
-        uniform_fraction=0.25,
-        r_max=3.0,
-        batch_size=256,
-        progress=False,
-    )
-    assert d["density"] == "p_v_given_x"
-    r = np.linalg.norm(d["x"], axis=1)
-    assert (r[:64] < 3.0).all()  # the uniform quarter comes first, inside r_max
-    # Observed positions are drawn from the given ones.
-    assert np.isin(d["x"][64:, 0], x_obs[:, 0]).all()
-    tv, _ = cond_gauss_grads(d["x"], d["v"])
-    rel = np.linalg.norm(d["dlnf_dv"] - tv, axis=1) / np.linalg.norm(tv, axis=1)
-    assert np.median(rel) < 0.2  # same flow as test_gaussian (< 0.15 there) on fewer points
-    path = dp_flows.write_gradients(tmp_path / "g.h5", **d)
-    with h5py.File(path) as f:
-        assert f.attrs["schema"] == "dp-gradients/1" and f.attrs["density"] == "p_v_given_x"
-        assert "units" in f.attrs
-        for k in ("x", "v", "dlnf_dx", "dlnf_dv"):
-            np.testing.assert_array_equal(f[k][()], d[k])
-    sel = dp_flows.make_gradients(
-        "selection",
-        conditional=cond_flow,
-        spatial=spatial_flow,
-        n=256,
-        seed=3,
-        batch_size=256,
-        progress=False,
-    )
-    assert sel["density"] == "f_obs" and sel["x"].shape == (256, 3)
-    # ∇ₓ ln f_obs = ∇ ln n_obs + ∇ₓ ln p: check the decomposition on the same points.
-    dn, _ = dp_flows.grad_log_prob(spatial_flow, sel["x"], batch_size=256)
-    _, dx = dp_flows.grad_log_prob(cond_flow, sel["v"], sel["x"], batch_size=256)
-    np.testing.assert_allclose(sel["dlnf_dx"], dn + dx, rtol=1e-5, atol=1e-6)
-    with pytest.raises(ValueError, match="needs the spatial flow"):
-        dp_flows.make_gradients("vanilla", conditional=cond_flow, n=4)
-    bad = {**d, "dlnf_dx": d["dlnf_dx"][:-1]}
-    with pytest.raises(ValueError, match="dlnf_dx must have shape"):
-        dp_flows.write_gradients(tmp_path / "bad.h5", **bad)
+def test_sample_within_keeps_the_ball_and_is_a_function_of_the_key(spatial_flow):
+    key = jax.random.key(4)
+    s = dp_flows.sample_within(key, spatial_flow, 300, 2.0, batch_size=512, progress=False)
+    assert s.shape == (300, 3) and (np.linalg.norm(s, axis=1) < 2.0).all()
+    again = dp_flows.sample_within(key, spatial_flow, 300, 2.0, batch_size=512, progress=False)
+    np.testing.assert_array_equal(s, again)
+    # Round 0 draws max(n, 1024) samples with fold_in(key, 0); without a ball nothing is
+    # dropped, so the first n of them are the result.
+    free = dp_flows.sample_within(key, spatial_flow, 300, batch_size=512, progress=False)
+    first = dp_flows.sample(jax.random.fold_in(key, 0), spatial_flow, 1024, batch_size=512)
+    np.testing.assert_array_equal(free, first[:300])
+    # With the ball, round 0's samples inside it come first, in order (the target has ~8 % of
+    # its mass inside r < 2: ~80 of 1024, so later rounds fill the rest).
+    inside = first[np.linalg.norm(first, axis=1) < 2.0]
+    assert 0 < len(inside) < 300
+    np.testing.assert_array_equal(s[: len(inside)], inside)
+    with pytest.raises(RuntimeError, match="almost no mass inside"):
+        dp_flows.sample_within(key, spatial_flow, 10, 1e-6, max_rounds=2, progress=False)
+
+
+def test_sample_within_refuses_a_conditional_flow(cond_flow):
+    with pytest.raises(ValueError, match="unconditional"):
+        dp_flows.sample_within(jax.random.key(0), cond_flow, 4, 1.0)
 
 
 def _catalog(path, n=1024, *, nan_rows=0, drop=None):
@@ -110,7 +88,7 @@ def test_catalog_validation(tmp_path):
 
 
 @pytest.mark.slow
-def test_cli_fit_and_gradients(tmp_path, capsys):
+def test_cli_fit(tmp_path, capsys):
     cat = _catalog(tmp_path / "cat.h5")
     cfg = tmp_path / "flow.toml"
     cfg.write_text(
@@ -135,28 +113,6 @@ def test_cli_fit_and_gradients(tmp_path, capsys):
         assert rc == 0
         assert (tmp_path / kind / "model.eqx").is_file()
         assert (tmp_path / kind / "history.json").is_file()
-    out = tmp_path / "g.h5"
-    rc = main(
-        [
-            "gradients",
-            "--method",
-            "vanilla",
-            "--spatial",
-            str(tmp_path / "spatial"),
-            "--conditional",
-            str(tmp_path / "conditional"),
-            "--n",
-            "64",
-            "--batch-size",
-            "64",
-            "--out",
-            str(out),
-            "--quiet",
-        ]
-    )
-    assert rc == 0
-    with h5py.File(out) as f:
-        assert f.attrs["density"] == "f" and f["dlnf_dv"].shape == (64, 3)
     cfg.write_text("[flow]\nwidht = 3\n")
     assert (
         main(
@@ -174,3 +130,13 @@ def test_cli_fit_and_gradients(tmp_path, capsys):
         == 2
     )
     assert "widht" in capsys.readouterr().err
+
+
+def test_cli_gradients_points_to_its_new_home(tmp_path, capsys):
+    """gradients.h5 is dp-cbe's format: ``dp-flows gradients`` says where the command went."""
+    argv = ["gradients", "--method", "conditional", "--conditional", str(tmp_path), "--n", "8",
+            "--out", str(tmp_path / "g.h5")]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "moved to deep-potential gradients" in err
+    assert not (tmp_path / "g.h5").exists()

@@ -20,9 +20,11 @@ from ._expansion import multipole_expansion as multipole_expansion
 from ._fields import ScalarField as ScalarField
 from ._fields import grad_and_laplacian as grad_and_laplacian
 from ._fields import real_solid_harmonics as real_solid_harmonics
+from ._io import GRADIENTS_SCHEMA as GRADIENTS_SCHEMA
 from ._io import GradientSet as GradientSet
 from ._io import read_gradients as read_gradients
 from ._io import write_gradients as write_gradients
+from ._losses import DENSITY_OF_METHOD as DENSITY_OF_METHOD
 from ._losses import METHODS as METHODS
 from ._losses import data_loss as data_loss
 from ._solution import EnsembleFields as EnsembleFields

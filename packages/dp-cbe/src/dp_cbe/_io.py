@@ -1,4 +1,10 @@
-"""`gradients.h5` (schema ``dp-gradients/1``): the boundary of dp-cbe, and atomic writes."""
+"""`gradients.h5` (schema ``dp-gradients/1``): the boundary of dp-cbe, and atomic writes.
+
+dp-cbe owns this format: `GradientSet` is the record, `read_gradients` / `write_gradients` the
+only reader and writer of the file, whoever drew the gradients (the pipeline's flows, or any
+other density model). The densities a set may be of are those of dp-cbe's methods
+(`DENSITY_OF_METHOD`).
+"""
 
 from __future__ import annotations
 
@@ -12,10 +18,17 @@ import h5py
 import numpy as np
 from jaxtyping import Float
 
-SCHEMA = "dp-gradients/1"
-UNITS = "x: kpc; v: km/s; dlnf_dx: 1/kpc; dlnf_dv: 1/(km/s)"
-DENSITIES: tuple[str, ...] = ("f", "f_obs", "p_v_given_x")
+from ._losses import DENSITY_OF_METHOD
+
+GRADIENTS_SCHEMA = "dp-gradients/1"
+"""The ``schema`` attribute of a ``gradients.h5``."""
+# The text the pipeline's gradient sets have always carried (written by dp-flows until this
+# module became the one writer; dp-cbe's own used ';'): kept, so that a set drawn again from
+# the same flows is the same file, byte for byte (the pipeline keys downstream units on it).
+UNITS = "x: kpc, v: km/s, dlnf_dx: 1/kpc, dlnf_dv: 1/(km/s)"
+DENSITIES: tuple[str, ...] = tuple(DENSITY_OF_METHOD.values())
 _VECTORS = ("x", "v", "dlnf_dx", "dlnf_dv")
+_STD = ("dlnf_dx_std", "dlnf_dv_std")
 MAX_ABS = 1e18
 """Largest |value| in a gradient set: training squares positions, velocities and gradients in
 float32, whose largest finite square root is ~1.8e19."""
@@ -59,6 +72,22 @@ class GradientSet:
             (selection) or ``p_v_given_x`` (conditional).
         ln_n_obs: optional ln of the observed tracer density at x (N,), only used by the
             conditional variant's optional n–n_obs term.
+        dlnf_dx_std: optional standard errors of ``dlnf_dx`` (N, 3), kpc⁻¹ — e.g. of an
+            ensemble's mean gradients; given together with ``dlnf_dv_std`` or not at all.
+            Stored with the set; `fit` does not use them.
+        dlnf_dv_std: optional standard errors of ``dlnf_dv`` (N, 3), (km/s)⁻¹.
+
+    Example:
+        >>> import numpy as np, dp_cbe
+        >>> rng = np.random.default_rng(0)
+        >>> x, v = rng.normal(size=(4, 3)), 100 * rng.normal(size=(4, 3))
+        >>> gs = dp_cbe.GradientSet(x, v, -x, -v / 100**2, density="f")
+        >>> len(gs), gs.density
+        (4, 'f')
+        >>> dp_cbe.GradientSet(x, v, -x, -v, density="p")
+        Traceback (most recent call last):
+        ...
+        ValueError: gradients: density must be one of ('f', 'f_obs', 'p_v_given_x'), got 'p'
     """
 
     x: Float[np.ndarray, "n 3"]
@@ -67,6 +96,8 @@ class GradientSet:
     dlnf_dv: Float[np.ndarray, "n 3"]
     density: str
     ln_n_obs: Float[np.ndarray, " n"] | None = None
+    dlnf_dx_std: Float[np.ndarray, "n 3"] | None = None
+    dlnf_dv_std: Float[np.ndarray, "n 3"] | None = None
 
     def __post_init__(self) -> None:
         if self.density not in DENSITIES:
@@ -81,13 +112,19 @@ class GradientSet:
             object.__setattr__(
                 self, "ln_n_obs", _check_array("ln_n_obs", self.ln_n_obs, len(x), None)
             )
+        given = [name for name in _STD if getattr(self, name) is not None]
+        if len(given) == 1:
+            raise ValueError(f"gradients: {given[0]!r} without its pair: give both of {_STD}")
+        for name in given:
+            object.__setattr__(self, name, _check_array(name, getattr(self, name), len(x), 3))
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
 
 
 def read_gradients(path: str | Path) -> GradientSet:
-    """Read and validate a ``gradients.h5`` file.
+    """Read and validate a ``gradients.h5`` file (any writer's: the attribute ``units`` is
+    not read; ``/ln_n_obs`` and the ``/dlnf_dx_std``, ``/dlnf_dv_std`` pair where present).
 
     Raises:
         FileNotFoundError: no such file.
@@ -103,8 +140,8 @@ def read_gradients(path: str | Path) -> GradientSet:
         schema = fh.attrs.get("schema")
         if isinstance(schema, bytes):
             schema = schema.decode()
-        if schema is not None and schema != SCHEMA:
-            raise ValueError(f"{path}: schema is {schema!r}, expected {SCHEMA!r}")
+        if schema is not None and schema != GRADIENTS_SCHEMA:
+            raise ValueError(f"{path}: schema is {schema!r}, expected {GRADIENTS_SCHEMA!r}")
         missing = [f"/{k}" for k in _VECTORS if k not in fh]
         if missing:
             raise KeyError(f"{path}: missing dataset(s) {', '.join(missing)}")
@@ -113,21 +150,41 @@ def read_gradients(path: str | Path) -> GradientSet:
         density = fh.attrs["density"]
         density = density.decode() if isinstance(density, bytes) else str(density)
         arrays = {k: np.asarray(fh[k][()]) for k in _VECTORS}  # pyright: ignore[reportIndexIssue]  # h5py types f[...] as Group | Dataset | Datatype
-        ln_n_obs = np.asarray(fh["ln_n_obs"][()]) if "ln_n_obs" in fh else None  # pyright: ignore[reportIndexIssue]  # h5py types f[...] as Group | Dataset | Datatype
-    return GradientSet(**arrays, density=density, ln_n_obs=ln_n_obs)
+        # The standard errors come as a pair (a lone one is not part of the format: ignored).
+        names = [k for k in ("ln_n_obs", *_STD) if k in fh]
+        names = [k for k in names if k == "ln_n_obs" or all(s in fh for s in _STD)]
+        optional = {k: np.asarray(fh[k][()]) for k in names}  # pyright: ignore[reportIndexIssue]  # h5py types f[...] as Group | Dataset | Datatype
+    return GradientSet(**arrays, density=density, **optional)
 
 
 def write_gradients(path: str | Path, gradient_set: GradientSet) -> Path:
-    """Write a `GradientSet` to ``path`` (atomically) and return the path."""
+    """Write a `GradientSet` to ``path`` (atomically) and return the path.
+
+    Root attributes ``schema``, ``units``, ``density``; datasets ``/x``, ``/v``, ``/dlnf_dx``,
+    ``/dlnf_dv`` and, where the set has them, ``/dlnf_dx_std``, ``/dlnf_dv_std`` and
+    ``/ln_n_obs`` (docs/formats.md). The same set always gives the same bytes.
+
+    Example:
+        >>> import tempfile, numpy as np, dp_cbe
+        >>> x = np.random.default_rng(0).normal(size=(4, 3))
+        >>> gs = dp_cbe.GradientSet(x, 10 * x, -x, -x / 100, density="p_v_given_x")
+        >>> path = dp_cbe.write_gradients(tempfile.mkdtemp() + "/gradients.h5", gs)
+        >>> back = dp_cbe.read_gradients(path)
+        >>> back.density, bool((back.dlnf_dx == gs.dlnf_dx).all())
+        ('p_v_given_x', True)
+    """
     path = Path(path)
 
     def write(tmp: Path) -> None:
         with h5py.File(tmp, "w") as fh:
-            fh.attrs["schema"] = SCHEMA
+            fh.attrs["schema"] = GRADIENTS_SCHEMA
             fh.attrs["units"] = UNITS
             fh.attrs["density"] = gradient_set.density
             for k in _VECTORS:
                 fh.create_dataset(k, data=getattr(gradient_set, k))
+            if gradient_set.dlnf_dx_std is not None and gradient_set.dlnf_dv_std is not None:
+                for k in _STD:
+                    fh.create_dataset(k, data=getattr(gradient_set, k))
             if gradient_set.ln_n_obs is not None:
                 fh.create_dataset("ln_n_obs", data=gradient_set.ln_n_obs)
 

@@ -14,7 +14,8 @@ s is a per-sample residual scale from the data alone (`residual_scales`; 1 when 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import NamedTuple
 
 import equinox as eqx
@@ -25,12 +26,13 @@ from jaxtyping import Array, Float, Scalar
 from ._fields import ScalarField, grad_and_laplacian, weight_l2
 from ._frame import Frame, frame_vectors
 
-METHODS: tuple[str, ...] = ("vanilla", "selection", "conditional")
-DENSITY_OF_METHOD: dict[str, str] = {
-    "vanilla": "f",
-    "selection": "f_obs",
-    "conditional": "p_v_given_x",
-}
+# The one table of the methods (docs/design.md §4) and the log-density whose gradients each
+# takes (the ``density`` of a gradients.h5): every other list of methods or densities — in
+# dp-cbe, in the pipeline, on its command lines — is read from here.
+DENSITY_OF_METHOD: Mapping[str, str] = MappingProxyType(
+    {"vanilla": "f", "selection": "f_obs", "conditional": "p_v_given_x"}
+)
+METHODS: tuple[str, ...] = tuple(DENSITY_OF_METHOD)
 
 
 class Batch(NamedTuple):

@@ -1,9 +1,12 @@
-"""Command line: ``dp-flows fit`` and ``dp-flows gradients``."""
+"""Command line: ``dp-flows fit``.
+
+Gradient sets for the CBE solvers (``gradients.h5``, dp-cbe's format) are drawn from fitted
+flows by ``deep-potential gradients``.
+"""
 
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,7 +14,6 @@ from pathlib import Path
 import numpy as np
 
 from ._config import FlowConfig
-from ._gradients import make_gradients, write_gradients
 from ._io import read_catalog_arrays
 from ._train import fit_flow
 
@@ -34,19 +36,6 @@ def _parser() -> argparse.ArgumentParser:
     )
     fit.add_argument("--seed", type=int, default=0)
     fit.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-
-    g = sub.add_parser("gradients", help="sample points and write gradients.h5")
-    g.add_argument("--method", choices=["vanilla", "selection", "conditional"], required=True)
-    g.add_argument("--spatial", help="spatial flow directory (vanilla, selection)")
-    g.add_argument("--conditional", required=True, help="p(v|x) flow directory")
-    g.add_argument("--catalog", help="catalog.h5 whose positions the conditional method uses")
-    g.add_argument("--n", type=int, required=True, help="number of points")
-    g.add_argument("--uniform-fraction", type=float, default=0.0)
-    g.add_argument("--r-max", type=float, default=None, help="kpc; ball for uniform points")
-    g.add_argument("--batch-size", type=int, default=4096)
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--out", required=True, help="output gradients.h5")
-    g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return p
 
 
@@ -82,56 +71,33 @@ def _fit(args: argparse.Namespace) -> None:
     print(f"flow written to {args.out}")
 
 
-def _gradients(args: argparse.Namespace) -> None:
-    positions = None
-    if args.catalog:
-        positions = read_catalog_arrays(args.catalog, ["/stars/x"])["/stars/x"]
-    d = make_gradients(
-        args.method,
-        conditional=args.conditional,
-        spatial=args.spatial,
-        n=args.n,
-        seed=args.seed,
-        positions=positions,
-        uniform_fraction=args.uniform_fraction,
-        r_max=args.r_max,
-        batch_size=args.batch_size,
-        progress=not args.quiet,
-    )
-    write_gradients(args.out, **d)
-    print(f"{args.n} gradients of ln {d['density']} written to {args.out}")
-
-
 def _check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Refuse impossible values and misplaced outputs with one-line usage errors."""
     if args.seed < 0:
         p.error(f"--seed must be >= 0, got {args.seed}")
     out = Path(args.out)
-    if args.command == "fit":
-        if out.exists() and not out.is_dir():
-            p.error(f"--out {out} is an existing file; the flow is written to a folder")
-        return
-    if args.n < 1:
-        p.error(f"--n must be >= 1, got {args.n}")
-    if args.batch_size < 1:
-        p.error(f"--batch-size must be >= 1, got {args.batch_size}")
-    if args.r_max is not None and not (math.isfinite(args.r_max) and args.r_max > 0):
-        p.error(f"--r-max must be a finite number of kpc > 0, got {args.r_max}")
-    if not 0.0 <= args.uniform_fraction <= 1.0:
-        p.error(f"--uniform-fraction must be in [0, 1], got {args.uniform_fraction}")
-    if out.is_dir():
-        p.error(f"--out {out} is a folder; give the gradients file to write (e.g. gradients.h5)")
-    if args.catalog and out.resolve() == Path(args.catalog).resolve():
-        p.error(f"--out {out} is the input catalogue; give another file")
+    if out.exists() and not out.is_dir():
+        p.error(f"--out {out} is an existing file; the flow is written to a folder")
+
+
+#: subcommands that left dp-flows: where they went
+MOVED = {
+    "gradients": "deep-potential gradients (same options): gradient sets are dp-cbe's "
+    "gradients.h5, written through dp_cbe.write_gradients",
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``dp-flows`` script; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] and argv[0] in MOVED:
+        print(f"dp-flows {argv[0]}: moved to {MOVED[argv[0]]}", file=sys.stderr)
+        return 2
     parser = _parser()
     args = parser.parse_args(argv)
     _check_args(parser, args)
     try:
-        {"fit": _fit, "gradients": _gradients}[args.command](args)
+        _fit(args)
     except (ValueError, KeyError, OSError, RuntimeError) as err:
         print(f"dp-flows {args.command}: error: {err}", file=sys.stderr)
         return 2

@@ -5,16 +5,18 @@ them least. Averaging K members cuts the seed-to-seed (variance) part of their e
 the members' spread estimates it per sample. The mean is MAD-clipped: per sample and
 component, members further than ``clip`` robust standard deviations from the median are
 dropped before averaging, so one member that went astray in some corner does not drag it.
+Samples of an ensemble come from the mixture of its members (`sample_ensemble`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import jax
 import numpy as np
-from jaxtyping import ArrayLike, Float
+from jaxtyping import ArrayLike, Float, Int, PRNGKeyArray
 
-from ._flow import Flow, grad_log_prob
+from ._flow import Flow, grad_log_prob, sample
 
 _MAD_TO_SIGMA = 1.482602218505602  # σ of a Gaussian per unit median absolute deviation
 
@@ -76,4 +78,75 @@ def ensemble_grad_log_prob(
     if condition is not None:
         out["members_c"] = np.stack(gc)
         out["grad_c"], out["grad_c_se"] = robust_mean(out["members_c"], clip)
+    return out
+
+
+def sample_ensemble(
+    key: PRNGKeyArray,
+    flows: Sequence[Flow],
+    n: int,
+    condition: Float[ArrayLike, "n c"] | None = None,
+    *,
+    which: Int[ArrayLike, " n"] | None = None,
+    batch_size: int = 8192,
+    progress: bool | None = None,
+) -> Float[np.ndarray, "n d"]:
+    """Draw n samples of the equal-weight mixture of an ensemble's members.
+
+    Each sample (each condition row, for conditional flows) comes from one member: member k
+    draws its points with ``jax.random.fold_in(key, k)``.
+
+    Args:
+        key: JAX PRNG key.
+        flows: the members (the same data and condition dimensions).
+        n: number of samples.
+        condition: (n, c) conditions, one per sample, for conditional members.
+        which: (n,) index of the member that draws each sample; None: each drawn uniformly
+            at random (from ``key``).
+        batch_size, progress: as in `sample`.
+
+    Returns:
+        (n, d) samples in the data's units, in the members' dtype.
+
+    Example (two tiny p(v|x) flows; real members train for many epochs):
+        >>> import jax, numpy as np
+        >>> from dp_flows import FlowConfig, fit_flow, sample_ensemble
+        >>> rng = np.random.default_rng(0)
+        >>> x, v = rng.normal(size=(256, 3)), rng.normal(size=(256, 3))
+        >>> cfg = FlowConfig(width=8, depth=1, batch_size=64, n_epochs=1, whiten="none",
+        ...                  cond_log_r=False)
+        >>> members = [fit_flow(v, condition=x, config=cfg, seed=s, progress=False)
+        ...            for s in (1, 2)]
+        >>> sample_ensemble(jax.random.key(0), members, 5, condition=x[:5],
+        ...                 which=[0, 1, 1, 0, 1], progress=False).shape
+        (5, 3)
+    """
+    if len(flows) < 1:
+        raise ValueError("an ensemble needs at least one flow")
+    dims = {(f.data_dim, f.cond_dim) for f in flows}
+    if len(dims) > 1:
+        raise ValueError(f"the members differ in (data, condition) dimensions: {sorted(dims)}")
+    if which is None:
+        key, key_which = jax.random.split(key)
+        which = jax.random.randint(key_which, (n,), 0, len(flows))
+    which = np.asarray(which)
+    if which.shape != (n,) or not np.issubdtype(which.dtype, np.integer):
+        raise ValueError(f"which must be ({n},) integers, got {which.dtype} {which.shape}")
+    if n and (which.min() < 0 or which.max() >= len(flows)):
+        raise ValueError(
+            f"which must index the {len(flows)} members, got {which.min()}…{which.max()}"
+        )
+    cond = None if condition is None else np.asarray(condition)
+    out = np.empty((n, flows[0].data_dim), np.dtype(flows[0].x_mean.dtype))
+    for k, member in enumerate(flows):
+        sel = which == k
+        if sel.any():
+            out[sel] = sample(
+                jax.random.fold_in(key, k),
+                member,
+                int(sel.sum()),
+                condition=None if cond is None else cond[sel],
+                batch_size=batch_size,
+                progress=progress,
+            )
     return out

@@ -352,6 +352,71 @@ def sample(
     )[0]
 
 
+def sample_within(
+    key: PRNGKeyArray,
+    flow: Flow,
+    n: int,
+    r_max: float | None = None,
+    *,
+    batch_size: int = 8192,
+    progress: bool | None = None,
+    devices: list | None = None,
+    max_rounds: int = 50,
+) -> Float[np.ndarray, "n d"]:
+    """Draw n samples of an unconditional flow restricted to the ball |x| < r_max.
+
+    Samples outside the ball are redrawn: round i draws ``max(n − kept, 1024)`` samples with
+    ``jax.random.fold_in(key, i)`` and keeps those inside, until n are kept. With
+    ``r_max=None`` nothing is dropped (one round).
+
+    Args:
+        key: JAX PRNG key; the result is a function of it.
+        flow: an unconditional flow (e.g. a spatial density n(x), x in kpc).
+        n: number of samples (≥ 1).
+        r_max: radius of the ball, in the data's units; None: no restriction.
+        batch_size, progress, devices: as in `sample`.
+        max_rounds: give up after this many rounds.
+
+    Raises:
+        ValueError: a conditional flow, or n < 1.
+        RuntimeError: the flow puts almost no mass inside the ball (``max_rounds`` reached).
+
+    Example (a tiny spatial flow; real ones train for many epochs):
+        >>> import jax, numpy as np
+        >>> from dp_flows import FlowConfig, fit_flow, sample_within
+        >>> x = np.random.default_rng(0).normal(size=(256, 3))
+        >>> cfg = FlowConfig(width=8, depth=1, batch_size=64, n_epochs=2, ot=False)
+        >>> flow = fit_flow(x, config=cfg, seed=0, progress=False)
+        >>> s = sample_within(jax.random.key(0), flow, 100, r_max=1.0, progress=False)
+        >>> s.shape, bool((np.linalg.norm(s, axis=1) < 1.0).all())
+        ((100, 3), True)
+    """
+    if flow.cond_dim:
+        raise ValueError("sample_within draws from an unconditional flow; this one is conditional")
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    out, have = [], 0
+    for i in range(max_rounds):
+        x = sample(
+            jax.random.fold_in(key, i),
+            flow,
+            max(n - have, 1024),
+            batch_size=batch_size,
+            progress=progress,
+            devices=devices,
+        )
+        if r_max is not None:
+            x = x[np.linalg.norm(x, axis=1) < r_max]
+        out.append(x)
+        have += len(x)
+        if have >= n:
+            return np.concatenate(out)[:n]
+    raise RuntimeError(
+        f"the flow puts almost no mass inside |x| < r_max={r_max}: {have} of {n} samples "
+        f"after {max_rounds} rounds"
+    )
+
+
 def sample_steps(
     key: PRNGKeyArray, flow: Flow, n: int, condition: ArrayLike | None = None
 ) -> Float[np.ndarray, " n"]:
