@@ -52,3 +52,33 @@ def test_solid_harmonics_orthonormal_and_homogeneous() -> None:
         jax.vmap(lambda q: dp_cbe.real_solid_harmonics(0.5 * q, l_max))(jnp.asarray(u))
     )
     np.testing.assert_allclose(scaled, feats * 0.5**degrees, atol=1e-6)
+
+
+def test_plummer_mixture_matches_closed_form_and_is_positive() -> None:
+    from dp_cbe._fields import PlummerMixture
+
+    mix = PlummerMixture(n=5, r_min=0.1, r_max=10.0, mass=7.0, centre=(0.5, -0.2, 0.1))
+    m, b = np.full(5, 7.0 / 5), np.geomspace(0.1, 10.0, 5)
+    x = np.random.default_rng(0).normal(size=(64, 3)) * 3.0
+    d = x - np.array([0.5, -0.2, 0.1])
+    r2 = np.sum(d * d, axis=1)[:, None]
+    phi = -np.sum(m / np.sqrt(r2 + b**2), axis=1)
+    grad = np.sum(m / (r2 + b**2) ** 1.5, axis=1)[:, None] * d  # G M(<r) x̂ / r² per component
+    lap = np.sum(3 * m * b**2 / (r2 + b**2) ** 2.5, axis=1)  # 4πG ρ, positive
+    value, g, lp = jax.vmap(lambda p: dp_cbe.grad_and_laplacian(mix, p))(
+        jnp.asarray(x, jnp.float32)
+    )
+    np.testing.assert_allclose(value, phi, rtol=1e-5)
+    np.testing.assert_allclose(g, grad, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(lp, lap, rtol=1e-3)
+    assert np.all(lap > 0)
+
+
+def test_mixture_is_added_to_the_network() -> None:
+    spec = {"n": 4, "r_min": 0.2, "r_max": 8.0, "mass": 3.0}
+    field = dp_cbe.ScalarField(width=8, depth=1, in_scale=2.0, mixture=spec,
+                               key=jax.random.PRNGKey(1))  # fmt: skip
+    plain = dp_cbe.ScalarField(width=8, depth=1, in_scale=2.0, key=jax.random.PRNGKey(1))
+    x = jnp.asarray([1.0, 2.0, -0.5])
+    assert field.mixture is not None
+    np.testing.assert_allclose(field(x), plain(x) + field.mixture(x), rtol=1e-6)

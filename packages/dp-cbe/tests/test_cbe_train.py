@@ -13,7 +13,6 @@ import _cbe_oracle as oracle
 import dp_cbe
 import numpy as np
 import pytest
-from dp_cbe._train import _fit
 
 # Tiny fits: the point is the machinery, not accuracy (recovery is in test_recovery.py); they
 # stop at n_steps long before the stopping rule can hold, so their ConvergenceWarning is expected.
@@ -72,9 +71,14 @@ def test_save_load_round_trip(fitted, tmp_path: Path) -> None:
 def test_checkpoint_resume_matches_uninterrupted(conditional_set, fitted, tmp_path: Path) -> None:
     sol, _ = fitted
     cfg = dp_cbe.FitConfig(**TINY)
+
+    def interrupt(step: int, model: object) -> None:  # Ctrl-C right after step 20's checkpoint
+        if step >= 20:
+            raise KeyboardInterrupt
+
     with pytest.raises(KeyboardInterrupt):
-        _fit(conditional_set, None, config=cfg, seed=0, out_dir=tmp_path, progress=False,
-             stop_after=20)  # fmt: skip
+        dp_cbe.fit(conditional_set, config=cfg, seed=0, out_dir=tmp_path, progress=False,
+                   callback=interrupt)  # fmt: skip
     assert json.loads((tmp_path / "checkpoint" / "state.json").read_text())["step"] == 20
     resumed = dp_cbe.fit(conditional_set, config=cfg, out_dir=tmp_path, progress=False)
     x = np.random.default_rng(1).normal(size=(64, 3)) * 3

@@ -53,6 +53,23 @@ class FitConfig:
             (the value before this field) caps it at 26 % short at r = 0.1 kpc on
             demo-hernquist; 0.01 brought that system's inner bins from |median Δln ρ| ≤ 0.041
             to ≤ 0.009 (benchmarks/results/cbe.md).
+        phi_mixture: number of concentric Plummer spheres of positive, trained masses and
+            scales added to the Φ network (0: the network alone). Their acceleration is
+            G M(<r)/r² with no cancellation between terms, so the network need only carry the
+            remainder. Scales start log-spaced from the data's 1 % radius to twice their
+            99.5 % radius.
+        phi_mixture_mass: the mixture's initial total mass, as a fraction of the virial guess
+            ⟨v²⟩ r_median / G, split equally. 0.01 starts the fit as the network alone and lets
+            the mixture grow where the data ask; 1.0 (a cusp-like start, since the small
+            components dominate the centre) was better on the cuspy demo-hernquist (outermost
+            bin 0.22 against 0.35 with exact gradients) and worse in the Plummer core (0.06
+            against 0.04), and it needs more steps to undo on cored systems
+            (benchmarks/results/cbe.md).
+        aux_scale: input scale of the ln n (or ln S) network: ``spread``: the positions'
+            standard deviation, as for Φ; ``extent``: the standard deviation of a uniform ball
+            of the data's 99.5 % radius if larger (the same for data that fill their volume,
+            larger for a centrally concentrated sample), so that the network resolves the
+            fall of ln n_obs at the selection's edge from the first step.
         weighting: ``scale``: divide each sample's CBE residual by its data-only scale
             (`dp_cbe.residual_scales`: the loss becomes a relative residual, so slow outer
             orbits count as much as fast inner ones); ``none``: absolute internal units.
@@ -104,6 +121,9 @@ class FitConfig:
     r_soft: _Positive = 1.0
     log_r: bool = True
     log_r_soft: _Positive = 0.01
+    phi_mixture: _NonNegInt = 16
+    phi_mixture_mass: _Positive = 0.01
+    aux_scale: Literal["spread", "extent"] = "extent"
     weighting: Literal["none", "scale"] = "scale"
     alpha: _Positive = 1.0
     beta: _Positive = 1.0

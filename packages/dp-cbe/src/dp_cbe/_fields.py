@@ -67,6 +67,39 @@ def n_features(l_max: int, n_fourier: int, log_r: bool = False) -> int:
     return 4 + int(log_r) + ((l_max + 1) ** 2 - 1) + 6 * n_fourier
 
 
+class PlummerMixture(eqx.Module):
+    """Φ(x) = −Σₖ mₖ / √(|x − c|² + bₖ²): concentric Plummer spheres of positive masses.
+
+    Internal units (G = 1). Every component's density 3 mₖ bₖ² / 4π(r² + bₖ²)^{5/2} is
+    positive, so the mixture's density is positive by construction, and its acceleration is
+    G M(<r) / r² with no cancellation between terms: the quantity a network must otherwise
+    reproduce to a fraction of a per cent where ρ ≪ 2g/r (the edge of a steep profile).
+    Masses and scales are trained through their logarithms.
+
+    Attributes:
+        log_mass: (K,) ln mₖ.
+        log_scale: (K,) ln bₖ (kpc).
+        centre: static (3,) centre c (kpc).
+    """
+
+    log_mass: Float[Array, " k"]
+    log_scale: Float[Array, " k"]
+    centre: tuple[float, float, float] = eqx.field(static=True)
+
+    def __init__(
+        self, *, n: int, r_min: float, r_max: float, mass: float, centre: tuple[float, ...]
+    ) -> None:
+        """``n`` components, scales log-spaced on [r_min, r_max], total mass ``mass``."""
+        self.log_scale = jnp.linspace(math.log(r_min), math.log(r_max), n)
+        self.log_mass = jnp.full((n,), math.log(mass / n))
+        self.centre = tuple(float(c) for c in centre)  # type: ignore[assignment]
+
+    def __call__(self, x: Float[Array, 3]) -> Scalar:
+        d = x - jnp.asarray(self.centre, x.dtype)
+        r2 = jnp.sum(d * d)
+        return -jnp.sum(jnp.exp(self.log_mass) * jax.lax.rsqrt(r2 + jnp.exp(2 * self.log_scale)))
+
+
 class ScalarField(eqx.Module):
     """ResNet scalar field y(x) = out_shift + out_scale · net(features((x − mean)/scale)).
 
@@ -85,11 +118,14 @@ class ScalarField(eqx.Module):
         log_r_soft: softening of the ln r feature, in units of ``in_scale`` (0.05 for models
             saved before it was a parameter). Below ~2 softenings ∇ of the feature falls short
             of 1/r, which a cusp's ∇ln n ≈ −x̂/r needs.
+        mixture: an optional `PlummerMixture` added to the network's output (for Φ; None:
+            the network alone).
     """
 
     linear_in: eqx.nn.Linear
     blocks: list[tuple[eqx.nn.Linear, eqx.nn.Linear]]
     linear_out: eqx.nn.Linear
+    mixture: PlummerMixture | None
     in_mean: tuple[float, float, float] = eqx.field(static=True)
     in_scale: float = eqx.field(static=True)
     out_scale: float = eqx.field(static=True)
@@ -114,6 +150,7 @@ class ScalarField(eqx.Module):
         period: float = 16.0,
         log_r: bool = False,
         log_r_soft: float = 0.05,
+        mixture: dict[str, float] | None = None,
         key: PRNGKeyArray,
     ) -> None:
         keys = jax.random.split(key, 2 * depth + 2)
@@ -136,6 +173,12 @@ class ScalarField(eqx.Module):
         self.period = float(period)
         self.log_r = bool(log_r)
         self.log_r_soft = float(log_r_soft)
+        self.mixture = None
+        if mixture is not None:
+            self.mixture = PlummerMixture(
+                n=int(mixture["n"]), r_min=mixture["r_min"], r_max=mixture["r_max"],
+                mass=mixture["mass"], centre=self.in_mean,
+            )  # fmt: skip
 
     def features(self, x: Float[Array, 3]) -> Float[Array, " f"]:
         """Input features of one point x (3,) in kpc."""
@@ -158,7 +201,8 @@ class ScalarField(eqx.Module):
         h = self.linear_in(self.features(x))
         for lin1, lin2 in self.blocks:
             h = h + lin2(jax.nn.silu(lin1(h)))
-        return self.out_scale * self.linear_out(jax.nn.silu(h))
+        out = self.out_scale * self.linear_out(jax.nn.silu(h))
+        return out if self.mixture is None else out + self.mixture(x)
 
 
 def weight_l2(field: eqx.Module) -> Scalar:

@@ -48,17 +48,30 @@ def resolve_method(method: str | None, density: str) -> str:
 def _hyperparameters(method: str, cfg: FitConfig, x: np.ndarray, v: np.ndarray) -> dict[str, Any]:
     mean = [float(m) for m in x.mean(axis=0)]
     scale = float(x.std())
+    r = np.linalg.norm(x - np.asarray(mean), axis=1)
+    # The std of a uniform ball of the data's 99.5 % radius: equal to `scale` for data that
+    # fill their volume evenly, larger for centrally concentrated data (a cusp).
+    extent = max(scale, float(np.quantile(r, 0.995)) / math.sqrt(5.0))
     common = {"in_mean": mean, "in_scale": scale, "r_soft": cfg.r_soft, "n_fourier": cfg.n_fourier,
               "period": float(4.0 * np.abs(x).max()), "log_r": cfg.log_r,
               "log_r_soft": cfg.log_r_soft}  # fmt: skip
     # Φ varies by ~ the velocity dispersion squared over the tracers' extent (virial).
     phi = dict(common, width=cfg.phi_width, depth=cfg.phi_depth, l_max=cfg.phi_l_max,
                out_scale=float(np.mean(np.sum(v * v, axis=1)) / 3.0))  # fmt: skip
+    if cfg.phi_mixture > 0:
+        lo, hi = np.quantile(r, [0.01, 0.995])
+        # A fraction of the virial mass guess ⟨v²⟩ r_median / G; training moves it.
+        virial = float(np.mean(np.sum(v * v, axis=1)) * np.median(r))
+        phi["mixture"] = {"n": cfg.phi_mixture, "r_min": float(max(lo, 1e-3 * hi)),
+                          "r_max": float(2.0 * hi),
+                          "mass": cfg.phi_mixture_mass * virial}  # fmt: skip
     aux = None
     if method == "selection":
         aux = dict(common, width=cfg.s_width, depth=cfg.s_depth, l_max=cfg.l_max, out_scale=1.0)
     elif method == "conditional":
         aux = dict(common, width=cfg.n_width, depth=cfg.n_depth, l_max=cfg.n_l_max, out_scale=1.0)
+    if aux is not None and cfg.aux_scale == "extent":
+        aux["in_scale"] = extent
     return {"schema": MODEL_SCHEMA, "method": method, "phi": phi, "aux": aux, "frame": cfg.frame,
             "units": "internal: kpc, 100 km/s, G=1", "config": cfg.to_dict()}  # fmt: skip
 
@@ -97,10 +110,11 @@ def fit(
         out_dir: if given, checkpoints go to ``out_dir/checkpoint`` (and a run resumes from
             them), and the best model is saved there.
         progress: show a tqdm progress bar with the losses.
-        callback: called after every evaluation (each ``eval_every`` steps) with the step
-            count and the current `CBEModel` (internal units; wrap it as
-            ``PotentialSolution(model, {})`` to evaluate in physical units). Its run time
-            does not change the fit.
+        callback: called after every evaluation (each ``eval_every`` steps, after any
+            checkpoint of that step) with the step count and the current `CBEModel` (internal
+            units; wrap it as ``PotentialSolution(model, {})`` to evaluate in physical units).
+            Its run time does not change the fit; an exception it raises stops the fit, which
+            then resumes from the last checkpoint.
 
     Returns:
         The model with the lowest validation loss, as a `PotentialSolution`. Its ``history``
@@ -119,21 +133,6 @@ def fit(
         sol = dp_cbe.fit("gradients.h5", out_dir="model")
         sol.acceleration(np.zeros((1, 3)))
     """
-    return _fit(gradients, method, config=config, seed=seed, out_dir=out_dir, progress=progress,
-                callback=callback)  # fmt: skip
-
-
-def _fit(
-    gradients: GradientSet | str | Path,
-    method: str | None,
-    *,
-    config: FitConfig | None,
-    seed: int,
-    out_dir: str | Path | None,
-    progress: bool,
-    stop_after: int | None = None,
-    callback: Callable[[int, CBEModel], None] | None = None,
-) -> PotentialSolution:
     gs = gradients if isinstance(gradients, GradientSet) else read_gradients(gradients)
     cfg = FitConfig() if config is None else config
     method = resolve_method(method, gs.density)
@@ -293,16 +292,14 @@ def _fit(
                 state["stop_reason"] = "converged"
             elif state["step"] >= cfg.n_steps:
                 state["stop_reason"] = "n_steps"
-            if callback is not None:
-                callback(state["step"], eqx.combine(params, static))
             bar.update(k)
             bar.set_postfix(loss=f"{tl:.4g}", val=f"{vl:.4g}", best=f"{state['best_val']:.4g}",
                             change=f"{change:.3g}")  # fmt: skip
             done = state["stop_reason"] is not None
             if ckpt is not None and (done or state["step"] % cfg.checkpoint_every == 0):
                 _checkpoint(ckpt, (params, opt_state, best), dict(state, fingerprint=fp))
-            if stop_after is not None and state["step"] >= stop_after and not done:
-                raise KeyboardInterrupt(f"stopped after step {state['step']} (test hook)")
+            if callback is not None:
+                callback(state["step"], eqx.combine(params, static))
     finally:
         bar.close()
 
