@@ -11,6 +11,7 @@ import dp_ot
 import numpy as np
 import pytest
 import scipy.optimize
+from dp_ot._streams import epoch_order
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +82,48 @@ def test_reuse_after_n_epochs(pairs: dp_ot.Pairings, data: np.ndarray) -> None:
 def test_blocks_per_batch(pairs: dp_ot.Pairings, data: np.ndarray) -> None:
     ((x0, x1),) = list(pairs.minibatches(0, data, blocks_per_batch=2))  # trailing block dropped
     assert x0.shape == x1.shape == (512, 3)
+
+
+@pytest.mark.parametrize("epoch", [0, 2, 4])  # 4: stored epoch 1, reshuffled block order
+@pytest.mark.parametrize("blocks_per_batch", [1, 2])
+def test_minibatch_indices_are_the_minibatches(pairs, data, epoch, blocks_per_batch) -> None:
+    by_value = list(pairs.minibatches(epoch, data, blocks_per_batch=blocks_per_batch))
+    by_index = list(pairs.minibatch_indices(epoch, blocks_per_batch=blocks_per_batch))
+    assert len(by_index) == len(by_value) == 3 // blocks_per_batch
+    for (x0, x1), (y0, rows) in zip(by_value, by_index, strict=True):
+        assert rows.dtype == np.int64 and rows.shape == (blocks_per_batch * 256,)
+        # the same batches bit for bit: the indices pick exactly the yielded x1 rows
+        assert np.array_equal(x0, y0) and np.array_equal(data[rows], x1)
+    rows = np.concatenate([r for _, r in by_index])
+    assert len(np.unique(rows)) == len(rows)  # unweighted: each point at most once per epoch
+    with pytest.raises(ValueError, match="epoch must be >= 0"):
+        next(pairs.minibatch_indices(-1))
+
+
+def test_minibatch_indices_weighted_and_duplicate_rows(tmp_path) -> None:
+    # 8 copies of each of 64 points: rows equal in value are still told apart by index.
+    x = np.repeat(np.random.default_rng(5).normal(size=(64, 2)), 8, axis=0)
+    w = np.random.default_rng(6).uniform(0.1, 1.0, len(x))
+    for weights in (None, w):
+        p = dp_ot.precompute_pairings(
+            x,
+            tmp_path / f"d{weights is None}",
+            weights=weights,
+            seed=1,
+            n_epochs=1,
+            block=64,
+            progress=False,
+        )
+        rows = [r for _, r in p.minibatch_indices(0)]
+        for r, (_, x1) in zip(rows, p.minibatches(0, x), strict=True):
+            assert np.array_equal(x[r], x1)
+        order = np.concatenate(rows)
+        # the indices are the epoch's blocking order (stored pairings need nothing else)
+        n = len(x)
+        p_norm = None if weights is None else weights / weights.sum()
+        assert np.array_equal(order, epoch_order(1, 0, n, p_norm)[: len(order)])
+        if weights is None:
+            assert len(np.unique(order)) == n  # every copy exactly once
 
 
 def test_weights_resampled_in_proportion(tmp_path) -> None:

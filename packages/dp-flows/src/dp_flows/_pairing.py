@@ -2,8 +2,9 @@
 
 With dp-ot installed the spatial flow's pairings are precomputed for ``ot_epochs`` epochs and
 then reused with reshuffled block order (`dp_ot.precompute_pairings`); without it each block's
-exact assignment is computed on the fly with POT's ``ot.emd``. Every draw comes from a NumPy
-generator seeded by ``(seed, epoch)``, so an epoch is the same whether or not the run resumed.
+exact assignment is computed on the fly with scipy's ``linear_sum_assignment``. Every draw
+comes from a NumPy generator seeded by ``(seed, epoch)``, so an epoch is the same whether or
+not the run resumed.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+from jaxtyping import Float, Int
 
 try:  # optional accelerator for OT pairings
     import dp_ot as _dp_ot
@@ -20,22 +22,25 @@ except ImportError:  # pragma: no cover - depends on the environment
 
 
 def has_dp_ot() -> bool:
-    """Whether dp-ot's precomputed pairings are available."""
-    return _dp_ot is not None and hasattr(_dp_ot, "precompute_pairings")
+    """Whether dp-ot's precomputed pairings are available (a dp-ot that yields row indices)."""
+    return _dp_ot is not None and hasattr(_dp_ot.Pairings, "minibatch_indices")
 
 
-def ot_permutation(z0: np.ndarray, z1: np.ndarray) -> np.ndarray:
+def ot_permutation(
+    z0: Float[np.ndarray, "b d"], z1: Float[np.ndarray, "b d"]
+) -> Int[np.ndarray, " b"]:
     """Exact assignment of one block: ``perm`` such that (z0[i], z1[perm[i]]) are OT pairs.
 
-    Uses POT's network-simplex ``ot.emd`` with uniform marginals and squared-Euclidean cost;
-    for equal sizes its optimum is a permutation matrix.
+    The squared-Euclidean cost's optimal permutation, from scipy's ``linear_sum_assignment``
+    (for equal sizes the OT plan with uniform marginals is a permutation matrix, so this is
+    the exact minibatch-OT coupling; where the optimum is unique it is the one every exact
+    solver returns).
     """
-    import ot
+    from scipy.optimize import linear_sum_assignment  # here: keeps `import dp_flows` light
 
     cost = np.sum((z0[:, None, :] - z1[None, :, :]) ** 2, axis=-1)
-    a = np.full(len(z0), 1.0 / len(z0))
-    plan = ot.emd(a, a, cost)
-    return np.argmax(plan, axis=1)
+    _, perm = linear_sum_assignment(cost)  # rows come back as arange(b)
+    return perm
 
 
 def epoch_rng(seed: int, epoch: int) -> np.random.Generator:
@@ -68,9 +73,10 @@ def ot_batches(
 class DpOtSource:
     """Pairings precomputed by dp-ot for the training split.
 
-    dp-ot yields (x0, x1) pairs; rows are recovered by looking the x1 rows up (so conditions
-    stay attached). With weights, dp-ot draws each epoch's stars in proportion to them, so
-    the yielded batches are already weighted and the loss uses unit weights.
+    dp-ot yields each minibatch as the noise x0 and the row indices of z1 it is paired with
+    (`dp_ot.Pairings.minibatch_indices`), so conditions and weights stay attached by index.
+    With weights, dp-ot draws each epoch's stars in proportion to them, so the yielded
+    batches are already weighted and the loss uses unit weights.
     """
 
     def __init__(
@@ -83,10 +89,9 @@ class DpOtSource:
         n_epochs: int,
         block: int,
     ) -> None:
-        self.z1 = np.ascontiguousarray(z1, dtype=np.float64)
         assert _dp_ot is not None  # callers check has_dp_ot() first
         self.pairings = _dp_ot.precompute_pairings(
-            self.z1,
+            np.ascontiguousarray(z1, dtype=np.float64),
             path,
             weights=weights,
             seed=seed,
@@ -95,12 +100,9 @@ class DpOtSource:
             progress=False,
         )
         self.block = block
-        self.row_of = {row.tobytes(): i for i, row in enumerate(self.z1)}
 
     def batches(self, epoch: int, batch: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yield (row indices, z0) like `ot_batches`, from the stored pairings."""
-        for x0, x1 in self.pairings.minibatches(
-            epoch, self.z1, blocks_per_batch=batch // self.block
-        ):
-            rows = np.fromiter((self.row_of[r.tobytes()] for r in x1), np.int64, len(x1))
+        pairs = self.pairings.minibatch_indices(epoch, blocks_per_batch=batch // self.block)
+        for x0, rows in pairs:
             yield rows, x0

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from jaxtyping import Float
+from jaxtyping import Float, Int
 from tqdm.auto import tqdm
 
 from . import _core  # pyright: ignore[reportMissingModuleSource]  # compiled; typed by _core.pyi
@@ -140,6 +140,8 @@ class Pairings:
         Epoch ``e`` uses stored epoch ``e % n_epochs``; for ``e >= n_epochs`` the blocks are
         visited in a reshuffled order seeded by ``(seed, e)``. Each yielded pair has shape
         ``(blocks_per_batch * block, d)``; a trailing group of fewer blocks is dropped.
+        The same batches as :meth:`minibatch_indices`, with the rows ``x1[rows]`` in place of
+        their indices (both in x1's float dtype, float64 for integer data).
 
         Args:
             epoch: epoch number (>= 0).
@@ -153,21 +155,56 @@ class Pairings:
                 f"x1 (shape {x1.shape}) is not the data these pairings were computed for "
                 f"(shape {(h['n_points'], h['dim'])})"
             )
+        dtype = x1.dtype if np.issubdtype(x1.dtype, np.floating) else np.float64
+        for x0, rows in self.minibatch_indices(epoch, blocks_per_batch=blocks_per_batch):
+            yield x0.astype(dtype), x1[rows].astype(dtype)
+
+    def minibatch_indices(
+        self, epoch: int, *, blocks_per_batch: int = 1
+    ) -> Iterator[tuple[Float[np.ndarray, "b d"], Int[np.ndarray, " b"]]]:
+        """Yield the minibatches of one epoch as ``(x0, rows)``: noise and data row indices.
+
+        ``x0[i]`` is paired with row ``rows[i]`` of the (N, d) data the pairings were computed
+        for, so arrays that travel with the data (conditions, weights, labels) are picked
+        with the same indices. Epochs, block order and sizes as in :meth:`minibatches`, which
+        yields ``(x0, x1[rows])`` from this; nothing here reads the data, so it is the
+        caller's to pass the indices to that same data. For unweighted pairings the indices
+        of one epoch are distinct; weighted ones repeat rows drawn more than once.
+
+        Args:
+            epoch: epoch number (>= 0).
+            blocks_per_batch: blocks concatenated per minibatch.
+
+        Returns:
+            An iterator of ``x0`` (b, d) float64 and ``rows`` (b,) int64, with
+            ``b = blocks_per_batch * block``.
+
+        Example:
+            >>> import numpy as np, tempfile, os
+            >>> from dp_ot import precompute_pairings
+            >>> x1 = np.random.default_rng(0).normal(size=(512, 3))
+            >>> d = tempfile.mkdtemp()
+            >>> p = precompute_pairings(x1, os.path.join(d, "p"), n_epochs=1, progress=False)
+            >>> x0, rows = next(p.minibatch_indices(0))
+            >>> x0b, x1b = next(p.minibatches(0, x1))
+            >>> bool(np.array_equal(x1[rows], x1b) and np.array_equal(x0, x0b))
+            True
+        """
         if epoch < 0 or blocks_per_batch < 1:
             raise ValueError("epoch must be >= 0 and blocks_per_batch >= 1")
+        h = self.header
         stored = epoch % self.n_epochs
         order = epoch_order(h["seed"], stored, h["n_points"], self._weights())
         assign = self.assignments(stored)
         blocks = np.arange(self.n_blocks)
         if epoch >= self.n_epochs:
             blocks = reuse_order(h["seed"], epoch, self.n_blocks)
-        dtype = x1.dtype if np.issubdtype(x1.dtype, np.floating) else np.float64
         b = self.block
         for start in range(0, self.n_blocks - blocks_per_batch + 1, blocks_per_batch):
             ids = blocks[start : start + blocks_per_batch]
-            xs1 = [x1[order[k * b : (k + 1) * b]] for k in ids]
+            rows = [order[k * b : (k + 1) * b] for k in ids]
             xs0 = [block_noise(h["seed"], stored, int(k), b, h["dim"])[assign[k]] for k in ids]
-            yield np.concatenate(xs0).astype(dtype), np.concatenate(xs1).astype(dtype)
+            yield np.concatenate(xs0), np.concatenate(rows).astype(np.int64)
 
 
 def _validate(x1: np.ndarray, weights, seed, n_epochs, block, threads):
