@@ -52,12 +52,15 @@ def _hyperparameters(method: str, cfg: FitConfig, x: np.ndarray, v: np.ndarray) 
     # The std of a uniform ball of the data's 99.5 % radius: equal to `scale` for data that
     # fill their volume evenly, larger for centrally concentrated data (a cusp).
     extent = max(scale, float(np.quantile(r, 0.995)) / math.sqrt(5.0))
-    common = {"in_mean": mean, "in_scale": scale, "r_soft": cfg.r_soft, "n_fourier": cfg.n_fourier,
-              "period": float(4.0 * np.abs(x).max()), "log_r": cfg.log_r,
-              "log_r_soft": cfg.log_r_soft}  # fmt: skip
+    common: dict[str, Any] = {
+        "in_mean": mean, "in_scale": scale, "r_soft": cfg.r_soft, "n_fourier": cfg.n_fourier,
+        "period": float(4.0 * np.abs(x).max()), "log_r": cfg.log_r, "log_r_soft": cfg.log_r_soft,
+    }  # fmt: skip
     # Φ varies by ~ the velocity dispersion squared over the tracers' extent (virial).
-    phi = dict(common, width=cfg.phi_width, depth=cfg.phi_depth, l_max=cfg.phi_l_max,
-               out_scale=float(np.mean(np.sum(v * v, axis=1)) / 3.0))  # fmt: skip
+    phi: dict[str, Any] = dict(
+        common, width=cfg.phi_width, depth=cfg.phi_depth, l_max=cfg.phi_l_max,
+        out_scale=float(np.mean(np.sum(v * v, axis=1)) / 3.0),
+    )  # fmt: skip
     if cfg.phi_mixture > 0:
         lo, hi = np.quantile(r, [0.01, 0.995])
         # A fraction of the virial mass guess ⟨v²⟩ r_median / G; training moves it.
