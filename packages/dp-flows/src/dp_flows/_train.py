@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import functools
 import math
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +24,7 @@ from . import _checkpoint, _pairing
 from ._config import FlowConfig
 from ._fields import AbstractVectorField, ResNetField
 from ._flow import Flow, condition_features
-from ._whiten import fit_affine, whiten
+from ._whiten import ConditionalAffine, fit_affine, whiten
 
 
 def cfm_loss(
@@ -195,6 +198,330 @@ def _select_whitening(
     return mode, log_r, aff, stats, c_feat
 
 
+@dataclasses.dataclass(frozen=True)
+class _Problem:
+    """A fit's data after the train/validation split and standardisation (float64 NumPy).
+
+    Attributes:
+        z: (N, d) standardised data, (x − x_mean) / x_std.
+        w: (N,) weights clipped at ``weight_clip``, scaled to mean 1 over the training split.
+        x_mean, x_std: (d,) the data's weighted mean and standard deviation (data units).
+        c_mean, c_std: (c,) the same for the condition (None for unconditional flows).
+        train_idx, val_idx: sorted row indices of the two splits.
+        batch: minibatch size, a multiple of the device count (and of ``ot_block`` with OT).
+        steps_per_epoch: minibatches per epoch (the remainder of the split is dropped).
+        use_ot: whether minibatches are minibatch-OT paired.
+    """
+
+    z: np.ndarray
+    w: np.ndarray
+    x_mean: np.ndarray
+    x_std: np.ndarray
+    c_mean: np.ndarray | None
+    c_std: np.ndarray | None
+    train_idx: np.ndarray
+    val_idx: np.ndarray
+    batch: int
+    steps_per_epoch: int
+    use_ot: bool
+
+
+def _prepare(
+    data: np.ndarray,
+    condition: np.ndarray | None,
+    weights: np.ndarray | None,
+    config: FlowConfig,
+    seed: int,
+    n_devices: int,
+) -> _Problem:
+    """Split (seeded), size the minibatches and standardise the validated inputs."""
+    n = len(data)
+    w = np.ones(n) if weights is None else np.minimum(weights, config.weight_clip)
+    use_ot = (condition is None) if config.ot is None else config.ot
+    quantum = math.lcm(n_devices, config.ot_block if use_ot else 1)
+
+    rng = np.random.default_rng([int(seed), 0xF10])
+    perm = rng.permutation(n)
+    n_val = max(1, round(config.val_fraction * n))
+    val_idx, train_idx = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+    batch = min(config.batch_size, len(train_idx)) // quantum * quantum
+    if batch < 1:
+        raise ValueError(f"too few training samples ({len(train_idx)}) for batches of {quantum}")
+
+    x_mean, x_std = _standardise(data, w)
+    c_mean = c_std = None
+    if condition is not None:
+        c_mean, c_std = _standardise(condition, w)
+    return _Problem(
+        z=(data - x_mean) / x_std,
+        w=w / np.mean(w[train_idx]),
+        x_mean=x_mean,
+        x_std=x_std,
+        c_mean=c_mean,
+        c_std=c_std,
+        train_idx=train_idx,
+        val_idx=val_idx,
+        batch=batch,
+        steps_per_epoch=len(train_idx) // batch,
+        use_ot=use_ot,
+    )
+
+
+def _whiten_data(
+    problem: _Problem, condition: np.ndarray | None, config: FlowConfig, seed: int
+) -> tuple[np.ndarray, np.ndarray | None, ConditionalAffine | None, dict | None, bool]:
+    """The conditional whitening (``config.whiten``, ``"auto"``: `_select_whitening`).
+
+    Deterministic from the seed, so a resumed run refits (and reselects) identically.
+
+    Returns:
+        ``(z, cz, whitener, stats, log_r)``: the training targets (whitened when a whitener is
+        fitted, else ``problem.z``), the condition features the networks see (None for
+        unconditional flows), the whitener and its fit statistics (None without), and
+        whether the features include the log-radius.
+    """
+    z = problem.z
+    if config.whiten != "none" and config.whiten != "auto" and condition is None:
+        raise ValueError("FlowConfig.whiten needs a conditional flow (pass condition=...)")
+    if condition is None:
+        return z, None, None, None, False
+    c_mean, c_std = problem.c_mean, problem.c_std
+    assert c_mean is not None and c_std is not None  # set by _prepare for conditional flows
+    modes = ["scalar", "cholesky"] if config.whiten == "auto" else [config.whiten]
+    log_r = config.cond_log_r
+    if log_r == "auto" and modes == ["none"]:
+        log_r = False
+    if modes == ["none"]:
+        return z, condition_features(condition, c_mean, c_std, bool(log_r)), None, None, bool(log_r)
+    log_rs = [False, True] if log_r == "auto" else [bool(log_r)]
+    w, train_idx, val_idx = problem.w, problem.train_idx, problem.val_idx
+
+    def fit(mode: str, feature_log_r: bool) -> tuple[Any, dict, np.ndarray]:
+        c_feat = condition_features(condition, c_mean, c_std, feature_log_r)
+        aff, stats = fit_affine(
+            z, c_feat, w, train_idx, val_idx, mode=mode, width=config.whiten_width,
+            depth=config.whiten_depth, degree=config.whiten_degree,
+            n_steps=config.whiten_steps, seed=seed, dtype=config.dtype,
+        )  # fmt: skip
+        return aff, stats, c_feat
+
+    dt = np.dtype(config.dtype)
+    candidates = [(m, lr) for m in modes for lr in log_rs]
+    if len(candidates) > 1:
+        _mode, log_r, whitener, stats, cz = _select_whitening(fit, candidates, z, w, val_idx, dt)
+    else:
+        whitener, stats, cz = fit(*candidates[0])
+        log_r = candidates[0][1]
+    z = np.asarray(whiten(whitener, jnp.asarray(z, dt), jnp.asarray(cz, dt))[0], np.float64)
+    return z, cz, whitener, stats, bool(log_r)
+
+
+def _put(shard: NamedSharding, dt: np.dtype, *arrays: np.ndarray | None) -> list[Any]:
+    """Arrays in the training dtype, split over the devices along the batch axis."""
+    return [None if a is None else jax.device_put(a.astype(dt), shard) for a in arrays]
+
+
+def _validation_pairs(
+    z: np.ndarray, cz: np.ndarray | None, problem: _Problem, seed: int, block: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]:
+    """The fixed validation minibatch ``(z0, z1, c, w, t)``, OT-paired the way training is."""
+    vrng = np.random.default_rng([int(seed), 0xA1])
+    val_idx = problem.val_idx
+    zv, cv, wv = z[val_idx], None if cz is None else cz[val_idx], problem.w[val_idx]
+    z0v = vrng.standard_normal(zv.shape)
+    tv = np.sqrt(vrng.uniform(size=len(zv)))
+    if problem.use_ot:
+        for lo in range(0, len(zv) - block + 1, block):
+            sl = slice(lo, lo + block)
+            p = _pairing.ot_permutation(z0v[sl], zv[sl])
+            zv[sl], wv[sl] = zv[sl][p], wv[sl][p]
+            if cv is not None:
+                cv[sl] = cv[sl][p]
+    return z0v, zv, cv, wv, tv
+
+
+@contextlib.contextmanager
+def _pairing_source(
+    zt: np.ndarray,
+    wt: np.ndarray | None,
+    problem: _Problem,
+    config: FlowConfig,
+    seed: int,
+    out_dir: str | Path | None,
+) -> Iterator[_pairing.DpOtSource | None]:
+    """dp-ot's precomputed pairings of the training split (None: OT off or no dp-ot).
+
+    They are kept in ``out_dir/pairings``, or without ``out_dir`` in a temporary folder
+    removed on exit. ``wt``: the training weights, None for unweighted data.
+    """
+    if not (problem.use_ot and _pairing.has_dp_ot()):
+        yield None
+        return
+    with contextlib.ExitStack() as stack:
+        if out_dir is None:
+            tmp = tempfile.TemporaryDirectory(prefix="dp-flows-pairings-")
+            base = Path(stack.enter_context(tmp))
+        else:
+            base = Path(out_dir)
+        try:
+            source = _pairing.DpOtSource(
+                zt,
+                base / "pairings",
+                weights=wt,
+                seed=seed,
+                n_epochs=min(config.ot_epochs, config.n_epochs),
+                block=config.ot_block,
+            )
+        except FileExistsError:
+            raise ValueError(
+                f"{base / 'pairings'} holds OT pairings of a different run (other data, seed "
+                "or ot settings); use a fresh out_dir (--out), or delete that folder"
+            ) from None
+        yield source
+
+
+def _epoch_batches(
+    epoch: int,
+    seed: int,
+    zt: np.ndarray,
+    ct: np.ndarray | None,
+    wt: np.ndarray,
+    source: _pairing.DpOtSource | None,
+    problem: _Problem,
+    config: FlowConfig,
+) -> Iterator[tuple[np.ndarray | None, ...]]:
+    """One epoch's minibatches ``(z0, z1, c, w, t, eps)`` of the training split, NumPy.
+
+    Every draw (pairs, times, condition jitter, penalty directions) comes from the epoch's
+    own generator, in the same order whether or not the run was resumed.
+    """
+    batch = problem.batch
+    erng = _pairing.epoch_rng(seed, epoch)
+    if source is not None:
+        pairs = source.batches(epoch, batch)
+    elif problem.use_ot:
+        pairs = _pairing.ot_batches(erng, zt, batch, config.ot_block)
+    else:
+        pairs = _pairing.independent_batches(erng, len(zt), batch, zt.shape[1])
+    for rows, z0 in pairs:
+        t = np.sqrt(erng.uniform(size=batch))
+        cb = None if ct is None else ct[rows]
+        if cb is not None and config.cond_jitter > 0:
+            cb = cb + config.cond_jitter * erng.standard_normal(cb.shape)
+        eps = None
+        if cb is not None and config.cond_penalty > 0:
+            eps = erng.standard_normal(cb.shape)
+        yield z0, zt[rows], cb, wt[rows], t, eps
+
+
+def _train(
+    field: AbstractVectorField,
+    problem: _Problem,
+    z: np.ndarray,
+    cz: np.ndarray | None,
+    *,
+    weighted: bool,
+    config: FlowConfig,
+    seed: int,
+    devices: list,
+    out_dir: str | Path | None,
+    meta: dict,
+    progress: bool,
+) -> tuple[AbstractVectorField, float, list[dict]]:
+    """Flow matching from ``field``, resuming ``out_dir/checkpoint`` if it holds this run.
+
+    Returns:
+        The best-validation EMA field (on the host's default device), its validation loss
+        and the per-epoch history.
+    """
+    optimizer = make_optimizer(config, problem.steps_per_epoch * config.n_epochs)
+    opt_state = optimizer.init(eqx.filter(field, eqx.is_array))
+    state = _checkpoint.TrainState(field, opt_state, field, field)
+    ckpt_dir = None if out_dir is None else Path(out_dir) / "checkpoint"
+    start_epoch, best_val, history = 0, math.inf, []
+    if ckpt_dir is not None and _checkpoint.exists(ckpt_dir):  # damaged: None, a fresh start
+        resumed = _checkpoint.load(ckpt_dir, state, meta)
+        if resumed is not None:
+            state, start_epoch, best_val, history = resumed
+
+    mesh = Mesh(np.asarray(devices), ("batch",))
+    put = functools.partial(
+        _put, NamedSharding(mesh, PartitionSpec("batch")), np.dtype(config.dtype)
+    )
+    state = jax.device_put(state, NamedSharding(mesh, PartitionSpec()))
+    step = make_step(optimizer, config.ema_decay, config.cond_penalty)
+    val_data = put(*_validation_pairs(z, cz, problem, seed, config.ot_block))
+
+    train_idx = problem.train_idx
+    zt, ct, wt = z[train_idx], None if cz is None else cz[train_idx], problem.w[train_idx]
+    with _pairing_source(zt, wt if weighted else None, problem, config, seed, out_dir) as source:
+        if source is not None:
+            wt = np.ones_like(wt)  # dp-ot already draws the stars in proportion to the weights
+        bar = tqdm(
+            range(start_epoch, config.n_epochs),
+            disable=not progress,
+            desc="fit_flow",
+            initial=start_epoch,
+            total=config.n_epochs,
+        )
+        field, opt_state, best, ema = state.field, state.opt_state, state.best, state.ema
+        for epoch in bar:
+            batches = _epoch_batches(epoch, seed, zt, ct, wt, source, problem, config)
+            losses = []
+            for j, arrays in enumerate(batches):
+                i = np.int32(epoch * problem.steps_per_epoch + j)
+                field, opt_state, ema, loss = step(field, opt_state, ema, i, *put(*arrays))
+                losses.append(loss)
+            train_loss = float(jnp.mean(jnp.stack(losses)))
+            if not math.isfinite(train_loss):
+                raise FloatingPointError(
+                    f"non-finite training loss in epoch {epoch}; lower learning_rate, raise "
+                    "grad clipping, or check data/weights (the last checkpoint is kept)"
+                )
+            record = {"epoch": epoch, "train_loss": train_loss}
+            if (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.n_epochs:
+                val_loss = float(_eval_loss(ema, *val_data))
+                record["val_loss"] = val_loss
+                if val_loss < best_val:
+                    best_val, best = val_loss, ema
+            history.append(record)
+            bar.set_postfix(
+                train=f"{train_loss:.4f}",
+                val=f"{record.get('val_loss', math.nan):.4f}",
+                best=f"{best_val:.4f}",
+            )
+            done = epoch + 1 == config.n_epochs
+            if ckpt_dir is not None and ((epoch + 1) % config.checkpoint_every == 0 or done):
+                state = _checkpoint.TrainState(field, opt_state, best, ema)
+                _checkpoint.save(ckpt_dir, state, epoch + 1, best_val, history, meta)
+    return jax.device_get(best), best_val, history
+
+
+def _assemble_flow(
+    field: AbstractVectorField,
+    problem: _Problem,
+    whitener: ConditionalAffine | None,
+    log_r: bool,
+    config: FlowConfig,
+) -> Flow:
+    """The trained field with its standardisation, whitening and solver settings."""
+    dt = np.dtype(config.dtype)
+    return Flow(
+        field=field,
+        x_mean=jnp.asarray(problem.x_mean, dt),
+        x_std=jnp.asarray(problem.x_std, dt),
+        c_mean=None if problem.c_mean is None else jnp.asarray(problem.c_mean, dt),
+        c_std=None if problem.c_std is None else jnp.asarray(problem.c_std, dt),
+        whitener=whitener,
+        cond_log_r=log_r,
+        rtol=config.rtol,
+        atol=config.atol,
+        max_steps=config.max_steps,
+        fixed_steps=config.fixed_steps,
+        fixed_solver=config.fixed_solver,
+    )
+
+
 def fit_flow(
     data: Float[ArrayLike, "N d"],
     *,
@@ -236,68 +563,11 @@ def fit_flow(
     """
     config = config or FlowConfig()
     data, condition, weights = _validate_inputs(data, condition, weights)
-    n, d = data.shape
-    w = np.ones(n) if weights is None else np.minimum(weights, config.weight_clip)
-    use_ot = (condition is None) if config.ot is None else config.ot
     devices = list(devices or jax.devices())
-    quantum = math.lcm(len(devices), config.ot_block if use_ot else 1)
+    problem = _prepare(data, condition, weights, config, seed, len(devices))
+    z, cz, whitener, whiten_stats, log_r = _whiten_data(problem, condition, config, seed)
 
-    rng = np.random.default_rng([int(seed), 0xF10])
-    perm = rng.permutation(n)
-    n_val = max(1, round(config.val_fraction * n))
-    val_idx, train_idx = np.sort(perm[:n_val]), np.sort(perm[n_val:])
-    batch = min(config.batch_size, len(train_idx)) // quantum * quantum
-    if batch < 1:
-        raise ValueError(f"too few training samples ({len(train_idx)}) for batches of {quantum}")
-    steps_per_epoch = len(train_idx) // batch
-    total = steps_per_epoch * config.n_epochs
-
-    x_mean, x_std = _standardise(data, w)
-    z = (data - x_mean) / x_std
-    c_mean = c_std = cz = None
-    if condition is not None:
-        c_mean, c_std = _standardise(condition, w)
-    w = w / np.mean(w[train_idx])
-
-    dt = np.dtype(config.dtype)
-    whitener, whiten_stats = None, None
-    if config.whiten != "none" and config.whiten != "auto" and condition is None:
-        raise ValueError("FlowConfig.whiten needs a conditional flow (pass condition=...)")
-    if condition is None:
-        whiten_mode, log_r = "none", False
-    else:
-        modes = ["scalar", "cholesky"] if config.whiten == "auto" else [config.whiten]
-        log_r = config.cond_log_r
-        if log_r == "auto" and modes == ["none"]:
-            log_r = False
-        log_rs = [False, True] if log_r == "auto" else [bool(log_r)]
-        whiten_mode = modes[0]
-    if whiten_mode != "none":
-        # Deterministic from the seed, so a resumed run refits (and reselects) identically.
-        assert condition is not None and c_mean is not None and c_std is not None
-
-        def fit(mode: str, feature_log_r: bool) -> tuple[Any, dict, np.ndarray]:
-            c_feat = condition_features(condition, c_mean, c_std, feature_log_r)
-            aff, stats = fit_affine(
-                z, c_feat, w, train_idx, val_idx, mode=mode, width=config.whiten_width,
-                depth=config.whiten_depth, degree=config.whiten_degree,
-                n_steps=config.whiten_steps, seed=seed, dtype=config.dtype,
-            )  # fmt: skip
-            return aff, stats, c_feat
-
-        candidates = [(m, lr) for m in modes for lr in log_rs]
-        if len(candidates) > 1:
-            whiten_mode, log_r, whitener, whiten_stats, cz = _select_whitening(
-                fit, candidates, z, w, val_idx, dt
-            )
-        else:
-            whitener, whiten_stats, cz = fit(*candidates[0])
-            log_r = candidates[0][1]
-        z = np.asarray(whiten(whitener, jnp.asarray(z, dt), jnp.asarray(cz, dt))[0], np.float64)
-    elif condition is not None:
-        assert c_mean is not None and c_std is not None
-        cz = condition_features(condition, c_mean, c_std, bool(log_r))
-    log_r = bool(log_r)
+    n, d = data.shape
     field = ResNetField(
         d,
         0 if cz is None else cz.shape[1],
@@ -308,133 +578,14 @@ def fit_flow(
         dtype=config.dtype,
         key=jax.random.key(seed),
     )
-    optimizer = make_optimizer(config, total)
-    opt_state = optimizer.init(eqx.filter(field, eqx.is_array))
-    state = _checkpoint.TrainState(field, opt_state, field, field)
-    meta = {"config": config.to_dict(), "seed": int(seed), "n": n, "d": d, "batch": batch}
+    meta = {"config": config.to_dict(), "seed": int(seed), "n": n, "d": d, "batch": problem.batch}
     if out_dir is not None:  # a checkpoint resumes only the same data, not just the same N
         meta["data"] = _checkpoint.data_hash(data, condition, weights)
-    ckpt_dir = None if out_dir is None else Path(out_dir) / "checkpoint"
-    start_epoch, best_val, history = 0, math.inf, []
-    if ckpt_dir is not None and _checkpoint.exists(ckpt_dir):  # damaged: None, a fresh start
-        resumed = _checkpoint.load(ckpt_dir, state, meta)
-        if resumed is not None:
-            state, start_epoch, best_val, history = resumed
-
-    mesh = Mesh(np.asarray(devices), ("batch",))
-    shard = NamedSharding(mesh, PartitionSpec("batch"))
-    state = jax.device_put(state, NamedSharding(mesh, PartitionSpec()))
-    step = make_step(optimizer, config.ema_decay, config.cond_penalty)
-
-    def put(*arrays):
-        return [None if a is None else jax.device_put(a.astype(dt), shard) for a in arrays]
-
-    # Fixed validation pairs (OT-paired the same way as training).
-    vrng = np.random.default_rng([int(seed), 0xA1])
-    zv, cv, wv = z[val_idx], None if cz is None else cz[val_idx], w[val_idx]
-    z0v = vrng.standard_normal(zv.shape)
-    tv = np.sqrt(vrng.uniform(size=len(zv)))
-    if use_ot:
-        for lo in range(0, len(zv) - config.ot_block + 1, config.ot_block):
-            sl = slice(lo, lo + config.ot_block)
-            p = _pairing.ot_permutation(z0v[sl], zv[sl])
-            zv[sl], wv[sl] = zv[sl][p], wv[sl][p]
-            if cv is not None:
-                cv[sl] = cv[sl][p]
-    val_data: list[Any] = put(z0v, zv, cv, wv, tv)
-
-    zt, ct, wt = z[train_idx], None if cz is None else cz[train_idx], w[train_idx]
-    source, tmpdir = None, None
-    if use_ot and _pairing.has_dp_ot():
-        if out_dir is None:
-            tmpdir = tempfile.TemporaryDirectory(prefix="dp-flows-pairings-")
-            base = Path(tmpdir.name)
-        else:
-            base = Path(out_dir)
-        try:
-            source = _pairing.DpOtSource(
-                zt,
-                base / "pairings",
-                weights=None if weights is None else wt,
-                seed=seed,
-                n_epochs=min(config.ot_epochs, config.n_epochs),
-                block=config.ot_block,
-            )
-        except FileExistsError:
-            raise ValueError(
-                f"{base / 'pairings'} holds OT pairings of a different run (other data, seed "
-                "or ot settings); use a fresh out_dir (--out), or delete that folder"
-            ) from None
-        wt = np.ones_like(wt)  # dp-ot already draws the stars in proportion to the weights
-
-    bar = tqdm(
-        range(start_epoch, config.n_epochs),
-        disable=not progress,
-        desc="fit_flow",
-        initial=start_epoch,
-        total=config.n_epochs,
-    )
-    field, opt_state, best, ema = state.field, state.opt_state, state.best, state.ema
-    for epoch in bar:
-        erng = _pairing.epoch_rng(seed, epoch)
-        if source is not None:
-            batches = source.batches(epoch, batch)
-        elif use_ot:
-            batches = _pairing.ot_batches(erng, zt, batch, config.ot_block)
-        else:
-            batches = _pairing.independent_batches(erng, len(zt), batch, d)
-        losses = []
-        for j, (rows, z0) in enumerate(batches):
-            t = np.sqrt(erng.uniform(size=batch))
-            cb = None if ct is None else ct[rows]
-            if cb is not None and config.cond_jitter > 0:
-                cb = cb + config.cond_jitter * erng.standard_normal(cb.shape)
-            eps = None
-            if cb is not None and config.cond_penalty > 0:
-                eps = erng.standard_normal(cb.shape)
-            args = put(z0, zt[rows], cb, wt[rows], t, eps)
-            i = np.int32(epoch * steps_per_epoch + j)
-            field, opt_state, ema, loss = step(field, opt_state, ema, i, *args)
-            losses.append(loss)
-        train_loss = float(jnp.mean(jnp.stack(losses)))
-        if not math.isfinite(train_loss):
-            raise FloatingPointError(
-                f"non-finite training loss in epoch {epoch}; lower learning_rate, raise "
-                "grad clipping, or check data/weights (the last checkpoint is kept)"
-            )
-        record = {"epoch": epoch, "train_loss": train_loss}
-        if (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.n_epochs:
-            val_loss = float(_eval_loss(ema, *val_data))
-            record["val_loss"] = val_loss
-            if val_loss < best_val:
-                best_val, best = val_loss, ema
-        history.append(record)
-        bar.set_postfix(
-            train=f"{train_loss:.4f}",
-            val=f"{record.get('val_loss', math.nan):.4f}",
-            best=f"{best_val:.4f}",
-        )
-        done = epoch + 1 == config.n_epochs
-        if ckpt_dir is not None and ((epoch + 1) % config.checkpoint_every == 0 or done):
-            state = _checkpoint.TrainState(field, opt_state, best, ema)
-            _checkpoint.save(ckpt_dir, state, epoch + 1, best_val, history, meta)
-
-    if tmpdir is not None:
-        tmpdir.cleanup()
-    flow = Flow(
-        field=jax.device_get(best),
-        x_mean=jnp.asarray(x_mean, dt),
-        x_std=jnp.asarray(x_std, dt),
-        c_mean=None if c_mean is None else jnp.asarray(c_mean, dt),
-        c_std=None if c_std is None else jnp.asarray(c_std, dt),
-        whitener=whitener,
-        cond_log_r=log_r,
-        rtol=config.rtol,
-        atol=config.atol,
-        max_steps=config.max_steps,
-        fixed_steps=config.fixed_steps,
-        fixed_solver=config.fixed_solver,
-    )
+    best, best_val, history = _train(
+        field, problem, z, cz, weighted=weights is not None, config=config, seed=seed,
+        devices=devices, out_dir=out_dir, meta=meta, progress=progress,
+    )  # fmt: skip
+    flow = _assemble_flow(best, problem, whitener, log_r, config)
     if out_dir is not None:
         from ._io import save_flow, write_json
 
