@@ -1,8 +1,8 @@
 """Vector fields u_θ(t, z[, c]) of the flows: a SiLU ResNet with a sinusoidal time embedding.
 
 Every function here broadcasts over leading axes, so the same code is the per-sample
-``__call__`` (used under ``vmap``/``jacfwd`` in inference) and the batched ``batched`` path
-used in training, where a batch goes through the network as matrix-matrix products.
+``__call__`` (the adaptive solver's, under ``vmap``) and the batched ``batched`` path used in
+training, where a batch goes through the network as matrix-matrix products.
 """
 
 import abc
