@@ -88,6 +88,20 @@ def test_checkpoint_resume_matches_uninterrupted(conditional_set, fitted, tmp_pa
         dp_cbe.fit(conditional_set, config=cfg, seed=1, out_dir=tmp_path, progress=False)
 
 
+def test_mixture_and_extent_options_fit_save_and_load(conditional_set, tmp_path: Path) -> None:
+    cfg = dp_cbe.FitConfig(**TINY, phi_mixture=4, phi_mixture_mass=0.5, aux_scale="extent")
+    sol = dp_cbe.fit(conditional_set, config=cfg, out_dir=tmp_path, progress=False)
+    hyper = json.loads((tmp_path / "hyperparameters.json").read_text())
+    mix, aux = hyper["phi"]["mixture"], hyper["aux"]
+    assert mix["n"] == 4 and 0 < mix["r_min"] < mix["r_max"] and mix["mass"] > 0
+    assert aux["in_scale"] >= hyper["phi"]["in_scale"]  # the extent is never below the spread
+    assert sol.model.phi.mixture is not None
+    x = np.random.default_rng(2).normal(size=(64, 3)) * 3
+    loaded = dp_cbe.load_model(tmp_path)
+    for q in ("acceleration", "density", "ln_n"):
+        np.testing.assert_array_equal(getattr(loaded, q)(x), getattr(sol, q)(x))
+
+
 def test_non_finite_loss_says_what_to_change(conditional_set) -> None:
     cfg = dp_cbe.FitConfig(**dict(TINY, learning_rate=1e30, warmup_steps=0, grad_clip=0.0))
     with pytest.raises(FloatingPointError, match="Lower learning_rate"):

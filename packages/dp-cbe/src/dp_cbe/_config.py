@@ -54,22 +54,25 @@ class FitConfig:
             demo-hernquist; 0.01 brought that system's inner bins from |median Δln ρ| ≤ 0.041
             to ≤ 0.009 (benchmarks/results/cbe.md).
         phi_mixture: number of concentric Plummer spheres of positive, trained masses and
-            scales added to the Φ network (0: the network alone). Their acceleration is
-            G M(<r)/r² with no cancellation between terms, so the network need only carry the
-            remainder. Scales start log-spaced from the data's 1 % radius to twice their
-            99.5 % radius.
+            scales added to the Φ network (0: the network alone, the default). Their
+            acceleration is G M(<r)/r² with no cancellation between terms, so the network need
+            only carry the remainder. Scales start log-spaced from the data's 1 % radius to
+            twice their 99.5 % radius.
         phi_mixture_mass: the mixture's initial total mass, as a fraction of the virial guess
-            ⟨v²⟩ r_median / G, split equally. 0.01 starts the fit as the network alone and lets
-            the mixture grow where the data ask; 1.0 (a cusp-like start, since the small
-            components dominate the centre) was better on the cuspy demo-hernquist (outermost
-            bin 0.22 against 0.35 with exact gradients) and worse in the Plummer core (0.06
-            against 0.04), and it needs more steps to undo on cored systems
-            (benchmarks/results/cbe.md).
+            ⟨v²⟩ r_median / G, split equally (so the small components dominate the centre: a
+            cusp-like start at 1.0). Measured with exact gradients (benchmarks/results/cbe.md):
+            ``phi_mixture = 16, phi_mixture_mass = 1, aux_scale = "extent"`` is the best setting
+            found for a cusp and an anisotropic model (outermost bin 0.65 → 0.22 and
+            0.26 → 0.17) but costs a cored system's centre (Plummer 0.024 → 0.062); started at
+            0.01 it neither helps nor hurts beyond single-run scatter. Hence 0 by default.
         aux_scale: input scale of the ln n (or ln S) network: ``spread``: the positions'
             standard deviation, as for Φ; ``extent``: the standard deviation of a uniform ball
             of the data's 99.5 % radius if larger (the same for data that fill their volume,
-            larger for a centrally concentrated sample), so that the network resolves the
-            fall of ln n_obs at the selection's edge from the first step.
+            larger for a centrally concentrated sample). ``extent`` lets the network follow the
+            fall of ln n_obs at a steep selection edge from the first step — with exact
+            gradients, demo-hernquist's outermost bin 0.65 → 0.38 — but resolves the centre
+            less well: the cusp's central acceleration error 3.6 % → 19 %, the demo's innermost
+            Δln ρ −0.07 → −0.13 (benchmarks/results/cbe.md). Hence not the default.
         weighting: ``scale``: divide each sample's CBE residual by its data-only scale
             (`dp_cbe.residual_scales`: the loss becomes a relative residual, so slow outer
             orbits count as much as fast inner ones); ``none``: absolute internal units.
@@ -121,9 +124,9 @@ class FitConfig:
     r_soft: _Positive = 1.0
     log_r: bool = True
     log_r_soft: _Positive = 0.01
-    phi_mixture: _NonNegInt = 16
+    phi_mixture: _NonNegInt = 0
     phi_mixture_mass: _Positive = 0.01
-    aux_scale: Literal["spread", "extent"] = "extent"
+    aux_scale: Literal["spread", "extent"] = "spread"
     weighting: Literal["none", "scale"] = "scale"
     alpha: _Positive = 1.0
     beta: _Positive = 1.0
