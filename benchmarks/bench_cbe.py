@@ -20,7 +20,8 @@ validation samples (over-fitting of a sparse bin shows as train ≪ validation).
 
 Usage:
     .venv/bin/python benchmarks/bench_cbe.py [--systems plummer hernquist om] [--n 131072]
-        [--configs old new] [--set key=value ...] [--uniform] [--diagnose] [--laplacian]
+        [--configs old new] [--set key=value ...] [--uniform] [--group K] [--diagnose]
+        [--laplacian]
 """
 
 from __future__ import annotations
@@ -97,22 +98,24 @@ def _cut(x: np.ndarray, r_max: float, s: np.ndarray | None = None) -> np.ndarray
     return x[keep]
 
 
-def own_system(name: str, n: int, uniform: bool = False) -> System:
+def own_system(name: str, n: int, uniform: bool = False, group: int = 1) -> System:
     """Plummer or isotropic Hernquist from the dp-cbe test oracles (no selection, S = 1)."""
     if name == "plummer":
-        g = plummer.gradients("conditional", 1, n)
+        g = plummer.gradients("conditional", 1, n, group=group)
         x_test = plummer.sample(12345, 2**14)[0]
         return System(name, g, x_test, plummer.R_MAX, plummer.density,
                       lambda x: -plummer.grad_potential(x),
                       volume_positions(plummer.R_MAX, None))  # fmt: skip
-    g = hernquist.gradients(1, n, uniform=uniform)
+    g = hernquist.gradients(1, n, uniform=uniform, group=group)
     x_test = hernquist.sample_positions(12345, 2**14)
     return System(name, g, x_test, hernquist.R_MAX, hernquist.density,
                   lambda x: -hernquist.grad_potential(x),
                   volume_positions(hernquist.R_MAX, None))  # fmt: skip
 
 
-def mock_system(preset: str, n: int, workdir: Path, uniform: bool = False) -> System:
+def mock_system(
+    preset: str, n: int, workdir: Path, uniform: bool = False, group: int = 1
+) -> System:
     """A dp-mock preset: observed positions from its generated catalogue (or, with
     ``uniform``, positions uniform in the ball r < r_max where S_true > 0.01), exact
     v ~ p(v|x) and exact gradients from its truth."""
@@ -132,9 +135,12 @@ def mock_system(preset: str, n: int, workdir: Path, uniform: bool = False) -> Sy
             :, None
         ]
         x = _cut(u, truth.r_max, truth.selection(u))[:n]
+    if group > 1:  # n // group positions, each with `group` velocities
+        x = np.repeat(x[: n // group], group, axis=0)
     v = truth.sample_velocities(8, x)
     dx, dv = truth.grad_log_p_v_given_x(x, v)
-    g = {"x": x, "v": v, "dlnf_dx": dx, "dlnf_dv": dv, "density": "p_v_given_x"}
+    g = {"x": x, "v": v, "dlnf_dx": dx, "dlnf_dv": dv, "density": "p_v_given_x",
+         "group_size": group}  # fmt: skip
     x_test = np.asarray(dp_mock.read_catalog(paths[1])["x"], np.float64)[: 2**14]
     x_test = _cut(x_test, truth.r_max, truth.selection(x_test))
     return System(preset, g, x_test, truth.r_max, truth.density, truth.acceleration,
@@ -310,6 +316,8 @@ def main() -> None:
     ap.add_argument("--set", nargs="*", default=[], help="FitConfig overrides key=value (new)")
     ap.add_argument("--uniform", action="store_true",
                     help="gradient positions uniform in the ball (S > 0.01)")  # fmt: skip
+    ap.add_argument("--group", type=int, default=1,
+                    help="velocities drawn per gradient position (>= 4: ∇ln n profiled)")  # fmt: skip
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/bench_cbe"))
     ap.add_argument("--json", type=Path, default=None, help="append records to this file")
     ap.add_argument("--laplacian", action="store_true", help="also time the Laplacian")
@@ -328,9 +336,9 @@ def main() -> None:
     for name in args.systems:
         if has_mock and name in ("hernquist", "om"):
             sys_ = mock_system({"hernquist": "demo-hernquist", "om": "demo-om"}[name], args.n,
-                               args.workdir, uniform=args.uniform)  # fmt: skip
+                               args.workdir, uniform=args.uniform, group=args.group)  # fmt: skip
         elif name in ("plummer", "hernquist"):
-            sys_ = own_system(name, args.n, uniform=args.uniform)
+            sys_ = own_system(name, args.n, uniform=args.uniform, group=args.group)
         else:
             print(f"{name}: skipped (needs dp-mock's Osipkov–Merritt truth)")
             continue

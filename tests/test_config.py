@@ -53,6 +53,17 @@ def test_valid_config_builds_package_configs() -> None:
         ("gradients", {"n": 0}, "key 'n' must be an integer ≥ 1, got 0"),
         ("gradients", {"uniform_fraction": 1.5}, "uniform_fraction"),
         ("gradients", {"n": 1.5}, "'n'"),
+        (
+            "gradients",
+            {"velocities_per_position": 3},
+            "n = 1024 must be a multiple of velocities_per_position = 3",
+        ),
+        (
+            "cbe",
+            {"conditional": {"ln_n_gradient": "profile"}},
+            "[cbe.conditional]: ln_n_gradient = 'profile' needs [gradients] velocities_per_position",
+        ),
+        ("cbe", {"ln_n_gradient": "auto"}, "ln_n_gradient"),
         ("report", {"s_cut": 2.0}, "s_cut"),
         ("report", {"n_evl": 3}, "unknown key 'n_evl' in [report]"),
         ("run", {"methods": ["conditionl"]}, "unknown method 'conditionl'"),

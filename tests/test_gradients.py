@@ -63,6 +63,27 @@ def test_conditional_points_and_gradients(flows) -> None:
     np.testing.assert_array_equal(again.dlnf_dx, g.dlnf_dx)  # a function of the seed
 
 
+def test_several_velocities_per_position(flows, tmp_path: Path) -> None:
+    x_obs = np.random.default_rng(6).normal(size=(500, 3))
+    g = make_gradients("conditional", conditional=[flows["c1"], flows["c2"]], n=256, seed=3,
+                       positions=x_obs, uniform_fraction=0.25, r_max=3.0,
+                       velocities_per_position=8, batch_size=256, progress=False)  # fmt: skip
+    # 32 positions (8 of them uniform), each on 8 consecutive rows with 8 different velocities
+    assert g.group_size == 8 and g.x.shape == (256, 3)
+    xg = g.x.reshape(32, 8, 3)
+    assert (xg == xg[:, :1]).all() and len(np.unique(xg[:, 0, 0])) == 32
+    assert (np.linalg.norm(xg[:8, 0], axis=1) < 3.0).all()
+    assert np.isin(xg[8:, 0, 0], x_obs[:, 0]).all()
+    assert len(np.unique(g.v[:8, 0])) == 8
+    # the group survives the ensemble members' sets and the file
+    assert g.member_set(1).group_size == 8
+    back = dp_cbe.read_gradients(dp_cbe.write_gradients(tmp_path / "g.h5", g.gradient_set()))
+    assert back.group_size == 8
+    with pytest.raises(ValueError, match="not a positive multiple of velocities_per_position"):
+        make_gradients("conditional", conditional=flows["c1"], n=100, positions=x_obs,
+                       velocities_per_position=8, progress=False)  # fmt: skip
+
+
 @pytest.mark.parametrize("method", ["selection", "vanilla"])
 def test_spatial_methods_add_the_spatial_gradient(flows, method: str) -> None:
     g = make_gradients(method, conditional=flows["c1"], spatial=flows["spatial"], n=256, seed=3,

@@ -78,8 +78,18 @@ class GradientsSection:
 
     n: _Count = 65536
     uniform_fraction: Annotated[float, Field(ge=0, le=1)] = 0.0
+    # conditional method: n / K positions with K velocities each; K >= 4 lets the potential
+    # fit solve for ∇ln n at each position ([cbe.conditional] ln_n_gradient = "profile")
+    velocities_per_position: _Count = 1
     batch_size: _Count = 4096
     oracle: bool = False  # replace the flows' gradients by the mock's exact ones (diagnostic)
+
+    def __post_init__(self) -> None:
+        if self.n % self.velocities_per_position:
+            raise ValueError(
+                f"n = {self.n} must be a multiple of velocities_per_position = "
+                f"{self.velocities_per_position}"
+            )
 
 
 @_section
@@ -332,6 +342,14 @@ def config_from_dict(d: Mapping[str, Any], *, base_dir: Path | str = ".") -> Pip
     grads = _own_section(GradientsSection, d.get("gradients"), "gradients")
     cbe = _parse_cbe(d.get("cbe"), run.methods)
     report = _own_section(ReportSection, d.get("report"), "report")
+    cond_fit = cbe.get("conditional")
+    if (cond_fit is not None and cond_fit.ln_n_gradient == "profile"
+            and grads.velocities_per_position < 4):  # fmt: skip
+        raise _fail(
+            "cbe.conditional",
+            "ln_n_gradient = 'profile' needs [gradients] velocities_per_position >= 4 (it is "
+            f"{grads.velocities_per_position})",
+        )
     if grads.oracle and "data" in d:
         raise _fail("gradients", "key 'oracle' needs the mock's truth: use [mock], not [data]")
     # the catalogue last: every cheap check has passed before its (possibly large) file is read

@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
 from . import _metrics
+from ._manifest import atomic_write
 
 COLORS = {"vanilla": "tab:red", "selection": "tab:orange", "conditional": "tab:blue"}
 LABELS = {
@@ -70,8 +71,10 @@ def _ref_lines(ax: Any, signed: bool) -> None:
 
 
 def save(fig: Figure, path: Path) -> Path:
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    return path
+    """Save ``fig`` to ``path`` atomically (its format from the suffix)."""
+    fmt = path.suffix.lstrip(".") or "png"
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, format=fmt, dpi=110,
+                                                      bbox_inches="tight"))  # fmt: skip
 
 
 def fig_residuals(

@@ -51,6 +51,7 @@ class FlowGradients:
         dlnf_dv_std: (n, 3) the same for ``dlnf_dv``.
         members_dlnf_dx: (K, n, 3) each ensemble member's own ``dlnf_dx`` (None: one flow).
         members_dlnf_dv: (K, n, 3) each member's own ``dlnf_dv``.
+        group_size: velocities drawn per position (consecutive rows share x; 1: one each).
 
     Example:
         >>> import numpy as np
@@ -71,6 +72,7 @@ class FlowGradients:
     dlnf_dv_std: Float[np.ndarray, "n 3"] | None = None
     members_dlnf_dx: Float[np.ndarray, "k n 3"] | None = None
     members_dlnf_dv: Float[np.ndarray, "k n 3"] | None = None
+    group_size: int = 1
 
     @property
     def n_members(self) -> int:
@@ -85,6 +87,7 @@ class FlowGradients:
         return dp_cbe.GradientSet(
             self.x, self.v, self.dlnf_dx, self.dlnf_dv, self.density,
             dlnf_dx_std=self.dlnf_dx_std, dlnf_dv_std=self.dlnf_dv_std,
+            group_size=self.group_size,
         )  # fmt: skip
 
     def member_set(self, k: int) -> dp_cbe.GradientSet:
@@ -96,8 +99,9 @@ class FlowGradients:
         if not 0 <= k < self.n_members:
             raise IndexError(f"member {k} of an ensemble of {self.n_members}")
         return dp_cbe.GradientSet(
-            self.x, self.v, self.members_dlnf_dx[k], self.members_dlnf_dv[k], self.density
-        )
+            self.x, self.v, self.members_dlnf_dx[k], self.members_dlnf_dv[k], self.density,
+            group_size=self.group_size,
+        )  # fmt: skip
 
 
 @overload
@@ -120,6 +124,7 @@ def make_gradients(
     positions: Float[ArrayLike, "m 3"] | None = None,
     uniform_fraction: float = 0.0,
     r_max: float | None = None,
+    velocities_per_position: int = 1,
     batch_size: int = 4096,
     progress: bool = True,
 ) -> FlowGradients:
@@ -140,6 +145,10 @@ def make_gradients(
         uniform_fraction: fraction of the points with x uniform in the ball r < r_max (first).
         r_max: radius (kpc) of that ball; spatial-flow samples outside it are redrawn
             (`dp_flows.sample_within`).
+        velocities_per_position: K: n / K positions are drawn, each with K velocities from
+            p(v|x) (consecutive rows; the set's ``group_size``). With K ≥ 4 dp-cbe's
+            conditional fit solves for ∇ln n at each position instead of fitting a network
+            for it (`dp_cbe.FitConfig.ln_n_gradient`). n must be a multiple of K.
         batch_size: ODE batch size (fixed: one compile).
         progress: progress bars.
 
@@ -165,6 +174,9 @@ def make_gradients(
         raise ValueError("uniform_fraction > 0 needs r_max (the radius of the ball)")
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
+    k = velocities_per_position
+    if k < 1 or n % k:
+        raise ValueError(f"n = {n} is not a positive multiple of velocities_per_position = {k}")
     members = (
         [_as_flow(c) for c in conditional]
         if isinstance(conditional, Sequence) and not isinstance(conditional, str)
@@ -183,8 +195,9 @@ def make_gradients(
     key_x, key_v = jax.random.split(jax.random.key(seed))
     kw: dict[str, Any] = {"batch_size": batch_size, "progress": progress}
 
-    n_uni = round(uniform_fraction * n)
-    n_obs = n - n_uni
+    n_pos = n // k  # positions; each gets k velocities
+    n_uni = round(uniform_fraction * n_pos)
+    n_obs = n_pos - n_uni
     parts = [uniform_ball(rng, n_uni, r_max)] if n_uni and r_max is not None else []
     if n_obs and method == "conditional" and positions is not None:
         positions = np.asarray(positions, dtype=np.float64)
@@ -194,7 +207,7 @@ def make_gradients(
     elif n_obs:
         assert spat is not None  # checked above (vanilla, selection; conditional w/o positions)
         parts.append(dp_flows.sample_within(key_x, spat, n_obs, r_max, **kw))
-    x = np.concatenate(parts)
+    x = np.repeat(np.concatenate(parts), k, axis=0)
     std: dict[str, np.ndarray] = {}
     own: dict[str, np.ndarray] = {}
     if len(members) == 1:
@@ -221,7 +234,8 @@ def make_gradients(
         dlnf_dx=dx.astype(f64),
         dlnf_dv=dv.astype(f64),
         density=dp_cbe.DENSITY_OF_METHOD[method],
-        **{k: a.astype(f64) for k, a in (std | own).items()},
+        **{name: a.astype(f64) for name, a in (std | own).items()},
+        group_size=k,
     )
 
 
@@ -298,6 +312,9 @@ def add_parser(sub: Any) -> None:
     g.add_argument("--uniform-fraction", type=_fraction, default=0.0,
                    help="fraction of the points uniform in r < r_max")  # fmt: skip
     g.add_argument("--r-max", type=_kpc, default=None, help="kpc; ball for uniform points")
+    g.add_argument("--velocities-per-position", type=_count, default=1, metavar="K",
+                   help="draw n/K positions with K velocities each (K >= 4: the conditional "
+                   "fit solves for grad ln n per position; default 1)")  # fmt: skip
     g.add_argument("--batch-size", type=_count, default=4096)
     g.add_argument("--seed", type=_seed, default=0)
     g.add_argument("--out", required=True, help="output gradients.h5")
@@ -327,6 +344,7 @@ def run_cli(args: argparse.Namespace) -> int:
             positions=positions,
             uniform_fraction=args.uniform_fraction,
             r_max=args.r_max,
+            velocities_per_position=args.velocities_per_position,
             batch_size=args.batch_size,
             progress=not args.quiet,
         )

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import tempfile
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -25,7 +23,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from ._runfolder import chmod_like_new_file
+from ._manifest import atomic_write
 
 SCHEMA = "dp-catalog/1"
 UNITS = "x: kpc; v: km/s (Galactocentric); G: kpc (km/s)^2 / Msun"
@@ -357,11 +355,8 @@ def ingest(
 def write_ingested(path: str | Path, res: IngestResult) -> Path:
     """The dp-catalog/1 layout (/stars/x, /stars/v) plus root attrs ``ingest`` (JSON of the
     report), ``frame`` (JSON of the resolved frame), ``frame_text``; ``/ingest/source_id``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+
+    def write(tmp: Path) -> None:
         with h5py.File(tmp, "w") as f:
             f.attrs["schema"] = SCHEMA
             f.attrs["units"] = UNITS
@@ -373,12 +368,8 @@ def write_ingested(path: str | Path, res: IngestResult) -> Path:
             g.create_dataset("v", data=np.asarray(res.v, np.float64))
             if res.source_id is not None:
                 f.create_group("ingest").create_dataset("source_id", data=res.source_id)
-        chmod_like_new_file(tmp)  # mkstemp makes 0600; outputs honour the umask
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+
+    return atomic_write(Path(path), write)
 
 
 def read_frame(path: str | Path) -> dict[str, Any] | None:

@@ -80,22 +80,31 @@ def content_hash(directory: Path, outputs: Mapping[str, str]) -> str:
     return h.hexdigest()[:16]
 
 
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write JSON to a temp file in the same folder, then ``os.replace`` it into place.
+def atomic_write(path: Path, write: Callable[[Path], object]) -> Path:
+    """Call ``write(tmp)`` on a temp file in path's folder, then ``os.replace`` it onto path.
 
-    The file gets the mode a plain ``open()`` would give it (``0o666 & ~umask``).
+    Every file the umbrella writes (manifests, metrics, the report, its figures) goes through
+    here: a reader never sees half a file, and a killed write leaves only a temp file named
+    ``.NAME.XXXXXXXX.tmp``, which the next run in that folder removes. The file gets the mode
+    a plain ``open()`` would give it (``0o666 & ~umask``), not ``mkstemp``'s 0600.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2, sort_keys=True, default=str)
-            f.write("\n")
+        write(Path(tmp))
         chmod_like_new_file(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return path
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    """Write ``obj`` as indented, key-sorted JSON to ``path`` (`atomic_write`)."""
+    text = json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n"
+    atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
 def read_json(path: Path) -> Any:

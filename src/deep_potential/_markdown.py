@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from ._config import PipelineConfig
+from ._manifest import atomic_write
 
 G_PC3 = 1e-9  # M☉/kpc³ -> M☉/pc³
 
@@ -218,4 +219,5 @@ def write_report_md(
     figs = [f for k, f in files.items() if f.endswith(".png")]
     if figs:
         L += ["## Figures", ""] + [f"![{f}]({f})" for f in figs] + [""]
-    path.write_text("\n".join(L))
+    text = "\n".join(L)
+    atomic_write(path, lambda tmp: tmp.write_text(text))

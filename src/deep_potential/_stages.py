@@ -121,12 +121,14 @@ def draw_gradients(
         positions=positions,
         uniform_fraction=g.uniform_fraction,
         r_max=catalog_r_max(config, catalog),
+        velocities_per_position=g.velocities_per_position if method == "conditional" else 1,
         batch_size=g.batch_size,
         progress=True,
     )
     outputs = {"gradients": "gradients.h5"}
     if g.oracle:
-        gs = oracle_gradients(grads.x, grads.v, grads.density, dp_mock.load_truth(catalog))
+        gs = oracle_gradients(grads.x, grads.v, grads.density, dp_mock.load_truth(catalog),
+                              group_size=grads.group_size)  # fmt: skip
     else:
         gs = grads.gradient_set()
         if method == "conditional" and config.band_fits:
@@ -144,10 +146,12 @@ def oracle_gradients(
     density: str,
     truth: Any,
     h: float = 1e-3,
+    group_size: int = 1,
 ) -> dp_cbe.GradientSet:
     """The mock's exact gradients of ``density`` (``f``, ``f_obs``, ``p_v_given_x``) at (x, v).
 
-    Samples outside the truth's support (ln p(v|x) = −inf, or within 2h of r_max) are dropped. For
+    Samples outside the truth's support (ln p(v|x) = −inf, or within 2h of r_max) are dropped
+    (with ``group_size`` > 1, the whole group of velocities at that position). For
     ``f_obs`` the x-gradient adds ∇ln S_true by central differences of step ``h`` kpc (S_true
     is continuous: the extinction integral is exact per dust cell).
     """
@@ -157,6 +161,8 @@ def oracle_gradients(
 
     x, v = np.asarray(x), np.asarray(v)
     ok = in_support(truth, x, v, margin=2 * h)
+    if group_size > 1:
+        ok = np.repeat(ok.reshape(-1, group_size).all(axis=1), group_size)
     x, v = x[ok], v[ok]
     if density == "p_v_given_x":
         dx, dv = truth.grad_log_p_v_given_x(x, v)
@@ -172,7 +178,8 @@ def oracle_gradients(
                 axis=1,
             )
     logger.info("oracle gradients: %d of %d samples inside the truth's support", ok.sum(), len(ok))
-    return dp_cbe.GradientSet(x, v, np.asarray(dx), np.asarray(dv), density)
+    return dp_cbe.GradientSet(x, v, np.asarray(dx), np.asarray(dv), density,
+                              group_size=group_size)  # fmt: skip
 
 
 def fit_potential(

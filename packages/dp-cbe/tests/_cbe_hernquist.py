@@ -138,9 +138,13 @@ def sample_velocities(seed: int, x: np.ndarray) -> np.ndarray:
     return d / np.linalg.norm(d, axis=1, keepdims=True) * speed[:, None]
 
 
-def gradients(seed: int, n: int, uniform: bool = False) -> dict[str, np.ndarray | str]:
-    """Exact conditional gradients: keys x, v, dlnf_dx, dlnf_dv, density."""
-    x = sample_positions(seed, n, uniform)
+def gradients(
+    seed: int, n: int, uniform: bool = False, group: int = 1
+) -> dict[str, np.ndarray | str | int]:
+    """Exact conditional gradients: keys x, v, dlnf_dx, dlnf_dv, density, group_size
+    (``group`` > 1: n // group positions, each with ``group`` velocities)."""
+    x = np.repeat(sample_positions(seed, n // group, uniform), group, axis=0)
     v = sample_velocities(seed, x)
     dx, dv = grad_ln_p(x, v)
-    return {"x": x, "v": v, "dlnf_dx": dx, "dlnf_dv": dv, "density": "p_v_given_x"}
+    return {"x": x, "v": v, "dlnf_dx": dx, "dlnf_dv": dv, "density": "p_v_given_x",
+            "group_size": group}  # fmt: skip

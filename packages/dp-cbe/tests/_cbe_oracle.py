@@ -64,13 +64,16 @@ def grad_ln_selection(x: np.ndarray) -> np.ndarray:
     return d_radial + d_ang
 
 
-def sample(seed: int, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """(x, v) from the Plummer DF truncated at R_MAX (inverse mass CDF; rejection in q)."""
+def sample(seed: int, n: int, group: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """(x, v) from the Plummer DF truncated at R_MAX (inverse mass CDF; rejection in q);
+    ``group`` > 1: n // group positions, each repeated with ``group`` velocities."""
     rng = np.random.default_rng(seed)
     m_max = (R_MAX**2 / (R_MAX**2 + B**2)) ** 1.5
-    s = (rng.uniform(0, m_max, n)) ** (2 / 3)
+    n_pos = n // group
+    s = (rng.uniform(0, m_max, n_pos)) ** (2 / 3)
     r = B * np.sqrt(s / (1 - s))
-    x = _directions(rng, n) * r[:, None]
+    x = np.repeat(_directions(rng, n_pos) * r[:, None], group, axis=0)
+    n = len(x)
     gmax = (2 / 9) * (7 / 9) ** 3.5
     q = np.empty(0)
     while q.size < n:
@@ -87,9 +90,9 @@ def _directions(rng: np.random.Generator, n: int) -> np.ndarray:
     return d / np.linalg.norm(d, axis=1, keepdims=True)
 
 
-def gradients(method: str, seed: int, n: int) -> dict[str, np.ndarray | str]:
-    """Exact gradients for a variant: keys x, v, dlnf_dx, dlnf_dv, density."""
-    x, v = sample(seed, n)
+def gradients(method: str, seed: int, n: int, group: int = 1) -> dict[str, np.ndarray | str | int]:
+    """Exact gradients for a variant: keys x, v, dlnf_dx, dlnf_dv, density, group_size."""
+    x, v = sample(seed, n, group)
     if method == "vanilla":
         dx, dv = grad_ln_f(x, v)
         density_kind = "f"
@@ -100,4 +103,5 @@ def gradients(method: str, seed: int, n: int) -> dict[str, np.ndarray | str]:
     else:
         dx, dv = grad_ln_p(x, v)
         density_kind = "p_v_given_x"
-    return {"x": x, "v": v, "dlnf_dx": dx, "dlnf_dv": dv, "density": density_kind}
+    return {"x": x, "v": v, "dlnf_dx": dx, "dlnf_dv": dv, "density": density_kind,
+            "group_size": group}  # fmt: skip

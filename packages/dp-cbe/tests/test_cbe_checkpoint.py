@@ -124,3 +124,18 @@ def test_state_file_outside_the_checkpoint_is_never_read_or_moved(
 def test_no_checkpoint_is_a_fresh_start(tmp_path: Path) -> None:
     assert _ckpt.resume(tmp_path / "checkpoint", None, "any") is None
     assert not (tmp_path / "checkpoint").exists()
+
+
+def test_a_checkpoint_of_other_data_of_the_same_size_is_refused(
+    gradients: dp_cbe.GradientSet, finished: Path, tmp_path: Path
+) -> None:
+    # Every byte of the data keys the checkpoint: flipping ∇ₓ ln p on the odd rows only (the
+    # rows a strided sample would skip) is another fit, never a resume of the old one.
+    out = tmp_path / "model"
+    shutil.copytree(finished, out)
+    dx = gradients.dlnf_dx.copy()
+    dx[1::2] *= -1
+    other = dp_cbe.GradientSet(gradients.x, gradients.v, dx, gradients.dlnf_dv,
+                               gradients.density)  # fmt: skip
+    with pytest.raises(ValueError, match="different fit"):
+        dp_cbe.fit(other, config=dp_cbe.FitConfig(**TINY), out_dir=out, progress=False)

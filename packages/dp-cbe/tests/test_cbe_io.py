@@ -118,3 +118,24 @@ def test_one_table_of_methods_and_densities() -> None:
         dp_cbe.DENSITY_OF_METHOD["new"] = "g"
     for method, density in dp_cbe.DENSITY_OF_METHOD.items():  # the tests' oracle agrees
         assert oracle.gradients(method, 0, 8)["density"] == density
+
+
+def test_grouped_gradient_set_round_trip_and_validation(tmp_path: Path) -> None:
+    g = oracle.gradients("conditional", 0, 64, group=8)
+    gs = dp_cbe.GradientSet(**g)
+    assert gs.group_size == 8
+    back = dp_cbe.read_gradients(dp_cbe.write_gradients(tmp_path / "g.h5", gs))
+    assert back.group_size == 8
+    np.testing.assert_array_equal(back.v, gs.v)
+    # Ungrouped sets are written without the attribute (files from before groups read as 1).
+    with h5py.File(dp_cbe.write_gradients(tmp_path / "g1.h5", _gs()), "r") as fh:
+        assert "group_size" not in fh.attrs
+    with pytest.raises(ValueError, match="not a whole number of groups of 5"):
+        dp_cbe.GradientSet(**dict(g, group_size=5))
+    moved = g["x"].copy()
+    moved[3] += 1e-9  # one row of the first group off its position
+    with pytest.raises(ValueError, match="1 of 8 groups of 8 rows do not share one position"):
+        dp_cbe.GradientSet(**dict(g, x=moved))
+    for bad in (0, 2.0, True):
+        with pytest.raises(ValueError, match="group_size must be an integer >= 1"):
+            dp_cbe.GradientSet(**dict(g, group_size=bad))

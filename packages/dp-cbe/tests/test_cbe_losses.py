@@ -72,3 +72,55 @@ def test_negative_density_penalty() -> None:
     _, neg = _loss(lambda x: -0.5 * jnp.sum(x * x), None, "vanilla", s, batch)
     assert float(pos[1]) == 0.0
     np.testing.assert_allclose(float(neg[1]), np.arcsinh(3.0), rtol=1e-5)  # float32 rounding
+
+
+def _grouped_batch(group: int, seed: int = 7, n: int = 2048) -> Batch:
+    g = oracle.gradients("conditional", seed, n, group=group)
+    cols = [g["x"], g["v"] / 100.0, g["dlnf_dx"], g["dlnf_dv"] * 100.0, np.zeros(n)]
+    return Batch(*(jnp.asarray(c, jnp.float32) for c in cols))
+
+
+def test_profiled_conditional_loss_needs_no_ln_n() -> None:
+    # With groups of 8 velocities per position, ∇ln n is solved for at each position: the
+    # true Φ alone gives a vanishing residual (no ln n field given), a 2 % wrong GM does not.
+    batch = _grouped_batch(8)
+    settings = LossSettings()
+
+    def loss(phi, aux=None):
+        return jax.jit(lambda b: data_loss(phi, aux, "conditional", settings, b, group=8))(batch)
+
+    truth, parts = loss(phi_true)
+    assert float(parts[0]) < 1e-5 and float(parts[1]) == 0.0 and float(parts[2]) == 0.0
+    wrong, _ = loss(lambda x: phi_true(x, 1.02 * GM_INT))
+    assert float(wrong) > 100 * float(truth) and float(wrong) > 1e-3
+    # A ln n network beside Φ is trained on the ordinary residual (third term): zero for the
+    # true ln n, and its gradient never reaches Φ.
+    _, parts = loss(phi_true, ln_n_true)
+    assert float(parts[2]) < 1e-5
+    _, bad = loss(phi_true, lambda x: 1.1 * ln_n_true(x))
+    assert float(bad[2]) > 1e-3 and float(bad[0]) == pytest.approx(float(parts[0]))
+
+    def grad_phi_scale(aux):
+        def f(s):
+            return data_loss(lambda x: s * phi_true(x), aux, "conditional", settings, batch,
+                             group=8)[1][2]  # fmt: skip
+
+        return jax.grad(f)(1.02)
+
+    assert float(grad_phi_scale(lambda x: 1.1 * ln_n_true(x))) == 0.0
+
+
+def test_profiled_residual_absorbs_part_of_a_wrong_potential() -> None:
+    # With a wrong Φ the per-position ∇ln n absorbs part of the error: the profiled residual
+    # is below the residual at the true ∇ln n (deterministic data; α small: asinh(αr)/α ≈ |r|).
+    batch = _grouped_batch(4)
+    settings = LossSettings(alpha=1e-3)
+
+    def phi_wrong(x):
+        return phi_true(x, 1.05 * GM_INT)
+
+    prof = data_loss(phi_wrong, None, "conditional", settings, batch, group=4)[1][0]
+    fixed = data_loss(phi_wrong, ln_n_true, "conditional", settings, batch)[1][0]
+    assert float(prof) < float(fixed)
+    with pytest.raises(ValueError, match="conditional"):
+        data_loss(phi_true, None, "vanilla", settings, batch, group=4)

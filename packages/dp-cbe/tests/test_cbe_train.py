@@ -102,6 +102,31 @@ def test_mixture_and_extent_options_fit_save_and_load(conditional_set, tmp_path:
         np.testing.assert_array_equal(getattr(loaded, q)(x), getattr(sol, q)(x))
 
 
+def test_profiled_fit_needs_groups_and_keeps_whole_groups_together(
+    conditional_set, tmp_path: Path
+) -> None:
+    cfg = dp_cbe.FitConfig(**TINY, ln_n_gradient="profile")
+    with pytest.raises(ValueError, match=r"groups of >= 4 velocities.*group_size is 1"):
+        dp_cbe.fit(conditional_set, config=cfg, progress=False)
+    grouped = dp_cbe.GradientSet(**oracle.gradients("conditional", 3, 1024, group=8))
+    with pytest.raises(ValueError, match="batch_size 100 is not a multiple of group_size 8"):
+        dp_cbe.fit(grouped, config=dp_cbe.FitConfig(**dict(TINY, batch_size=100)),
+                   progress=False)  # fmt: skip
+    seen: list[dp_cbe.PotentialSolution] = []
+    sol = dp_cbe.fit(grouped, config=cfg, out_dir=tmp_path, progress=False,
+                     callback=lambda step, m: seen.append(m))  # fmt: skip
+    assert len(seen) == 2 and sol.history["steps"] == 40
+    x = np.random.default_rng(2).normal(size=(64, 3)) * 3
+    loaded = dp_cbe.load_model(tmp_path)
+    for q in ("acceleration", "density", "ln_n"):  # ln n is fitted beside Φ
+        np.testing.assert_array_equal(getattr(loaded, q)(x), getattr(sol, q)(x))
+    # Same seed, same model; the network path on the same grouped set is another fit.
+    again = dp_cbe.fit(grouped, config=cfg, progress=False)
+    np.testing.assert_array_equal(again.acceleration(x), sol.acceleration(x))
+    network = dp_cbe.fit(grouped, config=dp_cbe.FitConfig(**TINY), progress=False)
+    assert not np.array_equal(network.acceleration(x), sol.acceleration(x))
+
+
 def test_non_finite_loss_says_what_to_change(conditional_set) -> None:
     cfg = dp_cbe.FitConfig(**dict(TINY, learning_rate=1e30, warmup_steps=0, grad_clip=0.0))
     with pytest.raises(FloatingPointError, match="Lower learning_rate"):

@@ -73,6 +73,18 @@ class FitConfig:
             gradients, demo-hernquist's outermost bin 0.65 → 0.38 — but resolves the centre
             less well: the cusp's central acceleration error 3.6 % → 19 %, the demo's innermost
             Δln ρ −0.07 → −0.13 (benchmarks/results/cbe.md). Hence not the default.
+        ln_n_gradient: how the conditional variant gets ∇ln n. ``network`` (the default):
+            from the ln n network, trained jointly with Φ. ``profile``: eliminated by least
+            squares at each position from its group of velocities (a gradient set with
+            ``group_size`` ≥ 4), so that Φ is fitted alone; the ln n network is still fitted,
+            beside Φ and without moving it, for `PotentialSolution.ln_n`. With exact gradients
+            ``profile`` removes the error a ln n network leaves where n_obs falls steeply (a
+            cusp's outskirts, a magnitude limit): demo-hernquist's inner nine bins from
+            |median Δln ρ| ≤ 0.65 to ≤ 0.035 (outermost 0.33), demo-om's outermost bin
+            0.26 → 0.08, five times faster per step. With a flow's gradients it is worse,
+            because the per-position ∇ln n follows the flow's errors as well as the truth
+            (the demo's worst bin 0.07 → 0.17, demo-hernquist's 0.71 → 1.35): hence not the
+            default (benchmarks/results/cbe.md).
         weighting: ``scale``: divide each sample's CBE residual by its data-only scale
             (`dp_cbe.residual_scales`: the loss becomes a relative residual, so slow outer
             orbits count as much as fast inner ones); ``none``: absolute internal units.
@@ -127,6 +139,7 @@ class FitConfig:
     phi_mixture: _NonNegInt = 0
     phi_mixture_mass: _Positive = 0.01
     aux_scale: Literal["spread", "extent"] = "spread"
+    ln_n_gradient: Literal["network", "profile"] = "network"
     weighting: Literal["none", "scale"] = "scale"
     alpha: _Positive = 1.0
     beta: _Positive = 1.0

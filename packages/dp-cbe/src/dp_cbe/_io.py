@@ -76,6 +76,10 @@ class GradientSet:
             ensemble's mean gradients; given together with ``dlnf_dv_std`` or not at all.
             Stored with the set; `fit` does not use them.
         dlnf_dv_std: optional standard errors of ``dlnf_dv`` (N, 3), (km/s)⁻¹.
+        group_size: the rows come in consecutive groups of this many velocities drawn at one
+            position (their x rows are equal; N is a multiple of it). With groups of ≥ 4 the
+            conditional fit can eliminate ∇ln n at each position by least squares
+            (``FitConfig(ln_n_gradient="profile")``). 1: independent samples.
 
     Example:
         >>> import numpy as np, dp_cbe
@@ -98,6 +102,7 @@ class GradientSet:
     ln_n_obs: Float[np.ndarray, " n"] | None = None
     dlnf_dx_std: Float[np.ndarray, "n 3"] | None = None
     dlnf_dv_std: Float[np.ndarray, "n 3"] | None = None
+    group_size: int = 1
 
     def __post_init__(self) -> None:
         if self.density not in DENSITIES:
@@ -117,6 +122,22 @@ class GradientSet:
             raise ValueError(f"gradients: {given[0]!r} without its pair: give both of {_STD}")
         for name in given:
             object.__setattr__(self, name, _check_array(name, getattr(self, name), len(x), 3))
+        k = self.group_size
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"gradients: group_size must be an integer >= 1, got {k!r}")
+        object.__setattr__(self, "group_size", int(k))
+        if k > 1:
+            if len(x) % k:
+                raise ValueError(
+                    f"gradients: {len(x)} rows are not a whole number of groups of {k}"
+                )
+            xg = x.reshape(-1, k, 3)
+            unequal = np.any(xg != xg[:, :1], axis=(1, 2))
+            if unequal.any():
+                raise ValueError(
+                    f"gradients: {int(unequal.sum())} of {len(xg)} groups of {k} rows do not "
+                    "share one position x (group_size says they do)"
+                )
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
@@ -154,13 +175,16 @@ def read_gradients(path: str | Path) -> GradientSet:
         names = [k for k in ("ln_n_obs", *_STD) if k in fh]
         names = [k for k in names if k == "ln_n_obs" or all(s in fh for s in _STD)]
         optional = {k: np.asarray(fh[k][()]) for k in names}  # pyright: ignore[reportIndexIssue]  # h5py types f[...] as Group | Dataset | Datatype
-    return GradientSet(**arrays, density=density, **optional)
+        group = fh.attrs.get("group_size", 1)
+    if isinstance(group, np.ndarray) or not np.issubdtype(type(group), np.integer):
+        raise ValueError(f"{path}: attribute 'group_size' must be an integer, got {group!r}")
+    return GradientSet(**arrays, density=density, **optional, group_size=int(group))
 
 
 def write_gradients(path: str | Path, gradient_set: GradientSet) -> Path:
     """Write a `GradientSet` to ``path`` (atomically) and return the path.
 
-    Root attributes ``schema``, ``units``, ``density``; datasets ``/x``, ``/v``, ``/dlnf_dx``,
+    Root attributes ``schema``, ``units``, ``density`` (and ``group_size`` when > 1); datasets ``/x``, ``/v``, ``/dlnf_dx``,
     ``/dlnf_dv`` and, where the set has them, ``/dlnf_dx_std``, ``/dlnf_dv_std`` and
     ``/ln_n_obs`` (docs/formats.md). The same set always gives the same bytes.
 
@@ -180,6 +204,8 @@ def write_gradients(path: str | Path, gradient_set: GradientSet) -> Path:
             fh.attrs["schema"] = GRADIENTS_SCHEMA
             fh.attrs["units"] = UNITS
             fh.attrs["density"] = gradient_set.density
+            if gradient_set.group_size > 1:  # absent means 1 (files from before groups)
+                fh.attrs["group_size"] = np.int64(gradient_set.group_size)
             for k in _VECTORS:
                 fh.create_dataset(k, data=getattr(gradient_set, k))
             if gradient_set.dlnf_dx_std is not None and gradient_set.dlnf_dv_std is not None:

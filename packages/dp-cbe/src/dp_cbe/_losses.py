@@ -136,6 +136,72 @@ def sample_terms(
     return cbe, neg, extra
 
 
+def profiled_terms(
+    phi: Callable[[Float[Array, 3]], Scalar],
+    aux: Callable[[Float[Array, 3]], Scalar] | None,
+    settings: LossSettings,
+    batch: Batch,
+    group: int,
+    frame: Frame | None = None,
+) -> Float[Array, "b 3"]:
+    """Per-sample terms of the conditional variant with ∇ln n eliminated at each position.
+
+    The batch holds groups of ``group`` consecutive samples at one position x (velocities
+    v₁…v_K). The residual r_k = t_k − w_k·a, with t_k = ∇Φ·∇_v ln p_k − w_k·∇_x ln p_k and
+    a = ∇ln n(x), is linear in a, so for the current Φ the a that minimises Σ_k (r_k/s_k)² is
+    found in closed form (a 3×3 solve per position) and Φ is trained on the residuals left
+    over. Φ then never waits for, nor absorbs the errors of, a network for ln n — which must
+    follow the observed density's steep fall at a magnitude limit. The ln n network (``aux``,
+    when given) is trained on the ordinary residual with Φ held fixed (its gradient stopped),
+    as the third term, so that `PotentialSolution.ln_n` still exists; it never moves Φ.
+
+    Returns:
+        (b, 3): the CBE term on the profiled residual, the negative-density term (the
+        position's, on each of its rows) and the ln n network's own residual term (+ λ_nobs).
+    """
+    b = batch.x.shape[0]
+    n_pos = b // group
+    x_pos = batch.x.reshape(n_pos, group, 3)[:, 0]
+    _, dphi, lap = jax.vmap(lambda q: grad_and_laplacian(phi, q))(x_pos)
+    u0, omega = frame_vectors(frame)
+    rows = jnp.repeat(dphi, group, axis=0)
+
+    def free(dp: Array, x: Array, v: Array, dx: Array, dv: Array) -> tuple[Array, Array]:
+        """The residual without the ∇ln n term, and the velocity w that multiplies it."""
+        t = residual(dp, v, dx, dv, None, "vanilla", x=x, u0=u0, omega=omega)
+        w = v if u0 is None else v - u0
+        if omega is not None:
+            w = w - jnp.cross(omega, x)
+        return t, w
+
+    t, w = jax.vmap(free)(rows, batch.x, batch.v, batch.dlnf_dx, batch.dlnf_dv)
+    scale = jnp.ones((b,), t.dtype) if batch.scale is None else batch.scale
+    wt = 1.0 / scale**2
+    tg, wg, sg = t.reshape(n_pos, group), w.reshape(n_pos, group, 3), wt.reshape(n_pos, group)
+    gram = jnp.einsum("pki,pk,pkj->pij", wg, sg, wg)
+    # A relative ridge keeps the 3×3 solve finite when a group's velocities are (nearly)
+    # coplanar; 1e-6 of the mean eigenvalue moves a well-posed a by ~1e-6.
+    ridge = 1e-6 * jnp.trace(gram, axis1=1, axis2=2)[:, None, None] / 3.0 + 1e-30
+    rhs = jnp.einsum("pki,pk,pk->pi", wg, sg, tg)
+    a = jnp.linalg.solve(gram + ridge * jnp.eye(3), rhs[..., None])[..., 0]
+    r = (tg - jnp.einsum("pki,pi->pk", wg, a)).reshape(b)
+    alpha = settings.alpha
+    cbe = jnp.arcsinh(alpha * jnp.abs(r) / scale) / alpha
+    neg = settings.lam * jnp.arcsinh(settings.beta * jnp.maximum(-lap, 0.0)) / settings.beta
+    neg = jnp.repeat(neg, group)
+    extra = jnp.zeros_like(cbe)
+    if aux is not None:
+        t_fixed, _ = jax.vmap(free)(
+            jax.lax.stop_gradient(rows), batch.x, batch.v, batch.dlnf_dx, batch.dlnf_dv
+        )
+        ln_n, dln_n = jax.vmap(jax.value_and_grad(aux))(batch.x)
+        r_aux = t_fixed - jnp.sum(w * dln_n, axis=1)
+        extra = jnp.arcsinh(alpha * jnp.abs(r_aux) / scale) / alpha
+        if settings.lam_nobs != 0.0:
+            extra = extra + settings.lam_nobs * (ln_n - batch.ln_n_obs) ** 2
+    return jnp.stack([cbe, neg, extra], axis=1)
+
+
 def data_loss(
     phi: Callable[[Float[Array, 3]], Scalar],
     aux: Callable[[Float[Array, 3]], Scalar] | None,
@@ -143,12 +209,15 @@ def data_loss(
     settings: LossSettings,
     batch: Batch,
     frame: Frame | None = None,
+    group: int = 1,
 ) -> tuple[Scalar, Float[Array, 3]]:
     """⟨L⟩ over a batch (no weight penalty) and the means of its three terms.
 
     Works with any callables for Φ (internal potential) and the auxiliary field, so the
     analytic truth can be plugged in: the loss of the truth is 0. ``frame``: the frame in
     which the DF is stationary (`dp_cbe._frame.Frame`, internal units; None: the data frame).
+    ``group`` > 1 (conditional only): the batch holds groups of that many velocities per
+    position and ∇ln n is eliminated per position (`profiled_terms`).
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
@@ -157,7 +226,12 @@ def data_loss(
         return jnp.stack(sample_terms(phi, aux, method, settings, x, v, dx, dv, nobs, s, frame))
 
     scale = jnp.ones_like(batch.ln_n_obs) if batch.scale is None else batch.scale
-    terms = jax.vmap(one)(batch.x, batch.v, batch.dlnf_dx, batch.dlnf_dv, batch.ln_n_obs, scale)
+    if group > 1:
+        if method != "conditional":
+            raise ValueError(f"grouped samples (group={group}) are for 'conditional' only")
+        terms = profiled_terms(phi, aux, settings, batch, group, frame)
+    else:
+        terms = jax.vmap(one)(batch.x, batch.v, batch.dlnf_dx, batch.dlnf_dv, batch.ln_n_obs, scale)
     if batch.weight is None:
         parts = jnp.mean(terms, axis=0)
     else:
@@ -165,12 +239,16 @@ def data_loss(
     return jnp.sum(parts), parts
 
 
-def model_loss(model: CBEModel, settings: LossSettings, batch: Batch) -> tuple[Scalar, Array]:
+def model_loss(
+    model: CBEModel, settings: LossSettings, batch: Batch, group: int = 1
+) -> tuple[Scalar, Array]:
     """Training objective: ⟨L⟩ (or ln⟨L⟩) + l2 · mean squared weights of each network.
 
     Returns the objective and aux = [⟨L⟩, ⟨cbe⟩, ⟨neg⟩, ⟨extra⟩].
     """
-    mean_l, parts = data_loss(model.phi, model.aux, model.method, settings, batch, model.frame)
+    mean_l, parts = data_loss(
+        model.phi, model.aux, model.method, settings, batch, model.frame, group
+    )
     obj = jnp.log(mean_l) if settings.log_loss else mean_l
     if settings.l2 != 0.0:
         obj = obj + settings.l2 * weight_l2(model.phi)
