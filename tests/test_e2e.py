@@ -11,7 +11,7 @@ import h5py
 import numpy as np
 import pytest
 
-from deep_potential import STAGES, load_config, run_pipeline
+from deep_potential import STAGES, _runner, load_config, run_pipeline
 
 TINY = Path(__file__).with_name("tiny.toml")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -28,7 +28,9 @@ def _check_gradients(path: Path, density: str) -> None:
 
 
 @pytest.mark.slow
-def test_tiny_run_every_stage_then_rerun_skips(tmp_path: Path) -> None:
+def test_tiny_run_every_stage_then_rerun_skips(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cfg = load_config(TINY)
     res = run_pipeline(cfg, tmp_path / "run")
     names = [u.name for u in res.units]
@@ -75,6 +77,21 @@ def test_tiny_run_every_stage_then_rerun_skips(tmp_path: Path) -> None:
     third = run_pipeline(cfg, tmp_path / "run", from_stage="report")
     assert [u.name for u in third.units if not u.skipped] == ["report"]
     assert STAGES[-1] == "report"
+
+    # An upgraded dp-cbe (another installed version) refits the potentials and redraws the
+    # report from the same flows; nothing upstream of it is recomputed.
+    real = _runner.versions
+
+    def upgraded(*dists: str) -> dict[str, str]:
+        return {d: ("9.9.9" if d == "dp-cbe" else v) for d, v in real(*dists).items()}
+
+    monkeypatch.setattr(_runner, "versions", upgraded)
+    fourth = run_pipeline(cfg, tmp_path / "run")
+    redone = [u.name for u in fourth.units if not u.skipped]
+    assert redone == [
+        "gradients/vanilla", "gradients/selection", "gradients/conditional",
+        "potentials/vanilla", "potentials/selection", "potentials/conditional", "report",
+    ]  # fmt: skip
 
 
 @pytest.mark.slow

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
 import time
 import uuid
@@ -16,6 +17,19 @@ from ._runfolder import check_root, clean_temps, locked
 logger = logging.getLogger("deep_potential")
 
 FROM = ".from.json"  # an unfinished --from request: {"from": stage, "token": ...}
+
+
+def versions(*dists: str) -> dict[str, str]:
+    """The installed versions of the distributions a unit's result depends on. They are part
+    of every unit's key, so that upgrading a package recomputes what it computed instead of
+    reusing a result of the old code (docs/formats.md, "Guarantees")."""
+    out = {}
+    for d in dists:
+        try:
+            out[d] = importlib.metadata.version(d)
+        except importlib.metadata.PackageNotFoundError:
+            out[d] = "not installed"
+    return out
 
 
 @dataclass
@@ -102,7 +116,7 @@ def _run_locked(config: PipelineConfig, run_dir: Path, from_stage: str | None) -
         u = run_unit(
             "mock",
             run_dir / "mock",
-            {"mock": section_dict(config.mock), "seed": seed},
+            {"mock": section_dict(config.mock), "seed": seed, "versions": versions("dp-mock")},
             {},
             lambda d: _stages.make_mock(config, d),
             force=force["mock"],
@@ -132,7 +146,7 @@ def _run_locked(config: PipelineConfig, run_dir: Path, from_stage: str | None) -
         flows[name] = run_unit(
             f"flows/{name}",
             run_dir / "flows" / name,
-            section,
+            section | {"versions": versions("dp-flows", "dp-ot")},
             {"catalog": cat_key},
             lambda d, name=name: _stages.fit_one_flow(config, name, catalog, d),
             force=force["flows"],
@@ -150,7 +164,12 @@ def _run_locked(config: PipelineConfig, run_dir: Path, from_stage: str | None) -
         grads[method] = run_unit(
             f"gradients/{method}",
             run_dir / "gradients" / method,
-            {"gradients": section_dict(config.gradients), "r_max": r_max, "seed": seed},
+            {
+                "gradients": section_dict(config.gradients),
+                "r_max": r_max,
+                "seed": seed,
+                "versions": versions("deep-potential", "dp-flows", "dp-cbe", "dp-mock"),
+            },
             {f"flows/{n}": flows[n].fingerprint for n in needed} | {"catalog": cat_key},
             lambda d, m=method: _stages.draw_gradients(config, m, flow_dirs, catalog, d),
             force=force["gradients"],
@@ -160,7 +179,7 @@ def _run_locked(config: PipelineConfig, run_dir: Path, from_stage: str | None) -
         pots[method] = run_unit(
             f"potentials/{method}",
             run_dir / "potentials" / method,
-            {"cbe": section_dict(config.cbe[method]), "seed": seed},
+            {"cbe": section_dict(config.cbe[method]), "seed": seed, "versions": versions("dp-cbe")},
             {f"gradients/{method}": grads[method].fingerprint},
             lambda d, m=method: _stages.fit_potential(config, m, grads[m].path("gradients"), d),
             force=force["potentials"],
@@ -171,7 +190,12 @@ def _run_locked(config: PipelineConfig, run_dir: Path, from_stage: str | None) -
         bands[name] = run_unit(
             f"potentials/{name}",
             run_dir / "potentials" / name,
-            {"cbe": section_dict(config.cbe["conditional"]), "seed": seed, "member": name},
+            {
+                "cbe": section_dict(config.cbe["conditional"]),
+                "seed": seed,
+                "member": name,
+                "versions": versions("dp-cbe"),
+            },
             {"gradients/conditional": grads["conditional"].fingerprint},
             lambda d, n=name: _stages.fit_potential(
                 config, "conditional", grads["conditional"].path(n), d, seed_name=n
@@ -191,7 +215,12 @@ def _run_locked(config: PipelineConfig, run_dir: Path, from_stage: str | None) -
     rep = run_unit(
         "report",
         run_dir / "report",
-        {"report": section_dict(config.report), "methods": list(config.methods), "seed": seed},
+        {
+            "report": section_dict(config.report),
+            "methods": list(config.methods),
+            "seed": seed,
+            "versions": versions("deep-potential", "dp-mock", "dp-flows", "dp-cbe"),
+        },
         inputs,
         lambda d: make_report(
             config,

@@ -76,15 +76,16 @@ class FitConfig:
         ln_n_gradient: how the conditional variant gets ∇ln n. ``network`` (the default):
             from the ln n network, trained jointly with Φ. ``profile``: eliminated by least
             squares at each position from its group of velocities (a gradient set with
-            ``group_size`` ≥ 4), so that Φ is fitted alone; the ln n network is still fitted,
-            beside Φ and without moving it, for `PotentialSolution.ln_n`. With exact gradients
-            ``profile`` removes the error a ln n network leaves where n_obs falls steeply (a
-            cusp's outskirts, a magnitude limit): demo-hernquist's inner nine bins from
-            |median Δln ρ| ≤ 0.65 to ≤ 0.035 (outermost 0.33), demo-om's outermost bin
-            0.26 → 0.08, five times faster per step. With a flow's gradients it is worse,
-            because the per-position ∇ln n follows the flow's errors as well as the truth
-            (the demo's worst bin 0.07 → 0.17, demo-hernquist's 0.71 → 1.35): hence not the
-            default (benchmarks/results/cbe.md).
+            ``group_size`` ≥ 4), so that Φ is fitted alone, at a fifth of the cost per step;
+            the ln n network is still fitted, beside Φ and without moving it, for
+            `PotentialSolution.ln_n`. With exact gradients (groups of 8, 2^17 samples) it
+            removes the error a ln n network leaves where n_obs falls steeply: demo-hernquist's
+            worst radial bin 0.65 → 0.33 and every other bin ≤ 0.035 in ln ρ, demo-om's 0.26 →
+            0.08, and with ``phi_mixture = 16, phi_mixture_mass = 1`` 0.19 and 0.05 (others
+            ≤ 0.036 and ≤ 0.005). With a flow's gradients it is worse than the network (the
+            demo's worst bin 0.07 → 0.17, demo-hernquist's 0.71 → 1.35), because the
+            per-position ∇ln n follows the flow's errors where a smooth ln n averages them
+            out; hence not the default (benchmarks/results/cbe.md).
         weighting: ``scale``: divide each sample's CBE residual by its data-only scale
             (`dp_cbe.residual_scales`: the loss becomes a relative residual, so slow outer
             orbits count as much as fast inner ones); ``none``: absolute internal units.
