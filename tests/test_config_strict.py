@@ -183,3 +183,49 @@ def test_per_package_helper_copies_agree() -> None:
     assert len(umask) == 1
     move = {inspect.getsource(m._move_aside) for m in (dp_flows._checkpoint, dp_cbe._ckpt)}
     assert len(move) == 1
+
+
+def test_every_atomic_writer_behaves_alike(tmp_path: Path) -> None:
+    """The four atomic writers (one per package, kept so each installs alone; the umbrella's
+    `_manifest.atomic_write` serves all its own files) behave identically: the new file gets
+    0o666 & ~umask, a failing write leaves the old file as it was and no temp file."""
+    import contextlib
+    import os
+
+    import dp_cbe._io
+    import dp_flows._io
+    import dp_mock._io
+
+    from deep_potential import _manifest
+
+    def by_context(cm):
+        def write(path: Path, body) -> None:
+            with cm(path) as tmp:
+                body(tmp)
+
+        return write
+
+    writers = {
+        "dp-cbe": dp_cbe._io.atomic_write,
+        "dp-flows": by_context(dp_flows._io.atomic_path),
+        "dp-mock": by_context(dp_mock._io.atomic_output),
+        "deep-potential": _manifest.atomic_write,
+    }
+    old = os.umask(0o027)
+    try:
+        for name, write in writers.items():
+            path = tmp_path / name / "out.bin"
+            write(path, lambda p: p.write_bytes(b"first"))
+            assert path.read_bytes() == b"first"
+            assert path.stat().st_mode & 0o777 == 0o640, name
+
+            def fail(p: Path) -> None:
+                p.write_bytes(b"half")
+                raise RuntimeError("killed")
+
+            with contextlib.suppress(RuntimeError):
+                write(path, fail)
+            assert path.read_bytes() == b"first", name
+            assert [p.name for p in path.parent.iterdir()] == ["out.bin"], name
+    finally:
+        os.umask(old)
