@@ -313,8 +313,9 @@ def add_parser(sub: Any) -> None:
                    help="fraction of the points uniform in r < r_max")  # fmt: skip
     g.add_argument("--r-max", type=_kpc, default=None, help="kpc; ball for uniform points")
     g.add_argument("--velocities-per-position", type=_count, default=1, metavar="K",
-                   help="draw n/K positions with K velocities each (K >= 4: the conditional "
-                   "fit solves for grad ln n per position; default 1)")  # fmt: skip
+                   help="draw n/K positions with K velocities each (default 1); K >= 4 lets "
+                   "dp-cbe's conditional fit solve for grad ln n per position "
+                   "(ln_n_gradient = 'profile')")  # fmt: skip
     g.add_argument("--batch-size", type=_count, default=4096)
     g.add_argument("--seed", type=_seed, default=0)
     g.add_argument("--out", required=True, help="output gradients.h5")
