@@ -10,6 +10,10 @@ multiplies a spatial gradient becomes w = v − u₀ − Ω × x.
 L = α⁻¹ asinh(α|r|/s) + λ β⁻¹ asinh(β max(−∇²Φ, 0)) [+ λ_S (ln S)²] [+ λ_nobs (ln n − ln n_obs)²],
 averaged over samples (or ln of that average), plus l2 · mean squared weights per network.
 s is a per-sample residual scale from the data alone (`residual_scales`; 1 when unweighted).
+
+Conditional, with groups of K ≥ 4 velocities per position (`profiled_terms`): ∇ln n is not a
+network's gradient but, at each position, the least-squares solution of its K residuals; Φ is
+trained on what is left, and the ln n network (for `PotentialSolution.ln_n`) beside it.
 """
 
 from __future__ import annotations
