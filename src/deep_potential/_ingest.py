@@ -23,10 +23,6 @@ from typing import Any
 import h5py
 import numpy as np
 
-from ._manifest import atomic_write
-
-SCHEMA = "dp-catalog/1"
-UNITS = "x: kpc; v: km/s (Galactocentric); G: kpc (km/s)^2 / Msun"
 GAIA_COLUMNS = ("ra", "dec", "parallax", "pmra", "pmdec", "radial_velocity")
 _GAIA_UNITS = {"ra": "deg", "dec": "deg", "parallax": "mas", "pmra": "mas/yr",
                "pmdec": "mas/yr", "radial_velocity": "km/s"}  # fmt: skip
@@ -353,23 +349,19 @@ def ingest(
 
 
 def write_ingested(path: str | Path, res: IngestResult) -> Path:
-    """The dp-catalog/1 layout (/stars/x, /stars/v) plus root attrs ``ingest`` (JSON of the
-    report), ``frame`` (JSON of the resolved frame), ``frame_text``; ``/ingest/source_id``."""
+    """The dp-catalog/1 layout (/stars/x, /stars/v), written by dp-mock's `write_catalog` (the
+    format's one writer), plus root attrs ``ingest`` (JSON of the report), ``frame`` (JSON of
+    the resolved frame), ``frame_text``; and ``/ingest/source_id`` when the table had ids."""
+    import dp_mock
 
-    def write(tmp: Path) -> None:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["schema"] = SCHEMA
-            f.attrs["units"] = UNITS
-            f.attrs["ingest"] = json.dumps(res.report)
-            f.attrs["frame"] = json.dumps(res.report["frame"])
-            f.attrs["frame_text"] = res.report["frame_text"]
-            g = f.create_group("stars")
-            g.create_dataset("x", data=np.asarray(res.x, np.float64))
-            g.create_dataset("v", data=np.asarray(res.v, np.float64))
-            if res.source_id is not None:
-                f.create_group("ingest").create_dataset("source_id", data=res.source_id)
-
-    return atomic_write(Path(path), write)
+    attrs = {
+        "ingest": json.dumps(res.report),
+        "frame": json.dumps(res.report["frame"]),
+        "frame_text": res.report["frame_text"],
+    }
+    extra = {} if res.source_id is None else {"ingest/source_id": res.source_id}
+    stars = {"x": np.asarray(res.x, np.float64), "v": np.asarray(res.v, np.float64)}
+    return dp_mock.write_catalog(path, stars, attrs=attrs, extra=extra)
 
 
 def read_frame(path: str | Path) -> dict[str, Any] | None:

@@ -187,3 +187,20 @@ def test_truth_selection_anywhere():
     far = np.array([[0.0, 0.0, 30.0], [9.0, 0.0, 0.0], [1.0, 1.0, 1.0]])
     s = truth.selection(far)
     assert s[0] == 0 and s[1] == 0 and 0 < s[2] < 1  # zero beyond r_max, even outside the box
+
+
+def test_write_catalog_extra_attrs_and_datasets(tmp_path) -> None:
+    # The ingest of a real survey writes its provenance through the same writer.
+    x = np.random.default_rng(0).normal(size=(5, 3))
+    path = write_catalog(tmp_path / "c.h5", {"x": x, "v": 10 * x},
+                                 attrs={"frame_text": "Galactocentric"},
+                                 extra={"ingest/source_id": np.arange(5)})  # fmt: skip
+    with h5py.File(path) as f:
+        assert f.attrs["schema"] == "dp-catalog/1" and f.attrs["frame_text"] == "Galactocentric"
+        assert list(f["ingest/source_id"][()]) == [0, 1, 2, 3, 4]
+    np.testing.assert_array_equal(read_catalog(path)["x"], x)
+    with pytest.raises(ValueError, match="schema"):
+        write_catalog(tmp_path / "d.h5", {"x": x, "v": x}, attrs={"schema": "mine"})
+    with pytest.raises(ValueError, match="under /stars or /truth"):
+        write_catalog(tmp_path / "d.h5", {"x": x, "v": x}, extra={"stars/id": np.ones(5)})
+    assert not (tmp_path / "d.h5").exists()

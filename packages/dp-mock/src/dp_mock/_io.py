@@ -6,7 +6,7 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -75,8 +75,13 @@ def write_catalog(
     truth_attrs: dict[str, Any] | None = None,
     ln_dust: np.ndarray | None = None,
     dust_extent: float | None = None,
+    attrs: Mapping[str, str] | None = None,
+    extra: Mapping[str, np.ndarray] | None = None,
 ) -> Path:
     """Write a catalogue atomically (temporary file in the same folder, then ``os.replace``).
+
+    The one writer of the ``dp-catalog/1`` layout: mocks write their truth with it, and the
+    pipeline's ingest of a real survey its provenance (``attrs``, ``extra``).
 
     Args:
         path: destination.
@@ -85,18 +90,32 @@ def write_catalog(
         truth_attrs: attributes of the ``/truth`` group (``config`` is a JSON string).
         ln_dust: the dust grid (G, G, G), stored as ``/truth/ln_dust``.
         dust_extent: half-width of the dust box (kpc).
+        attrs: further root attributes (strings), e.g. an ingest's report as JSON; they may
+            not replace ``schema`` or ``units``.
+        extra: further datasets outside ``/stars`` and ``/truth``, by path (``"ingest/source_id"``),
+            written as given.
     """
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"{path} is a folder; give the catalogue file to write (e.g. catalog.h5)")
     stars = {k: np.asarray(a, dtype=np.float64) for k, a in stars.items()}
     _check_stars(stars, f"{path} (before writing)")
+    reserved = {"schema", "units"} & set(attrs or {})
+    if reserved:
+        raise ValueError(f"attrs may not set the format's own attribute(s) {sorted(reserved)}")
+    clash = [k for k in extra or {} if k.strip("/").split("/")[0] in ("stars", "truth")]
+    if clash:
+        raise ValueError(f"extra datasets may not go under /stars or /truth: {clash}")
     with atomic_output(path) as tmp, h5py.File(tmp, "w") as f:
         f.attrs["schema"] = SCHEMA
         f.attrs["units"] = UNITS
+        for k, val in (attrs or {}).items():
+            f.attrs[k] = val
         grp = f.create_group("stars")
         for name, arr in stars.items():
             grp.create_dataset(name, data=arr)
+        for name, arr in (extra or {}).items():
+            f.create_dataset(name.strip("/"), data=arr)
         if truth_attrs is not None:
             tg = f.create_group("truth")
             for k, val in truth_attrs.items():
