@@ -20,8 +20,8 @@ validation samples (over-fitting of a sparse bin shows as train ≪ validation).
 
 Usage:
     .venv/bin/python benchmarks/bench_cbe.py [--systems plummer hernquist om] [--n 131072]
-        [--configs old new] [--set key=value ...] [--uniform] [--group K] [--diagnose]
-        [--laplacian]
+        [--configs old new] [--set key=value ...] [--uniform | --uniform-fraction F] [--group K]
+        [--diagnose] [--laplacian]
 """
 
 from __future__ import annotations
@@ -114,11 +114,16 @@ def own_system(name: str, n: int, uniform: bool = False, group: int = 1) -> Syst
 
 
 def mock_system(
-    preset: str, n: int, workdir: Path, uniform: bool = False, group: int = 1
+    preset: str,
+    n: int,
+    workdir: Path,
+    uniform: bool = False,
+    group: int = 1,
+    uniform_fraction: float = 0.0,
 ) -> System:
-    """A dp-mock preset: observed positions from its generated catalogue (or, with
-    ``uniform``, positions uniform in the ball r < r_max where S_true > 0.01), exact
-    v ~ p(v|x) and exact gradients from its truth."""
+    """A dp-mock preset: observed positions from its generated catalogue (with ``uniform``
+    all of them, with ``uniform_fraction`` that fraction, uniform in the ball r < r_max where
+    S_true > 0.01), ``group`` exact v ~ p(v|x) per position, exact gradients from its truth."""
     import dp_mock
 
     cfg = dp_mock.preset(preset)
@@ -127,16 +132,17 @@ def mock_system(
         if not path.exists():
             dp_mock.generate_catalog(cfg.replace(seed=seed), path)
     truth = dp_mock.load_truth(paths[0])
-    x = np.asarray(dp_mock.read_catalog(paths[0])["x"], np.float64)[:n]
-    if uniform:
+    n_pos = n // group  # positions; each gets `group` velocities
+    x = np.asarray(dp_mock.read_catalog(paths[0])["x"], np.float64)[:n_pos]
+    n_uni = n_pos if uniform else round(uniform_fraction * n_pos)
+    if n_uni:
         rng = np.random.default_rng(9)
         u = rng.normal(size=(3 * n, 3))
         u *= (truth.r_max * rng.uniform(0, 1, 3 * n) ** (1 / 3) / np.linalg.norm(u, axis=1))[
             :, None
         ]
-        x = _cut(u, truth.r_max, truth.selection(u))[:n]
-    if group > 1:  # n // group positions, each with `group` velocities
-        x = np.repeat(x[: n // group], group, axis=0)
+        x = np.concatenate([_cut(u, truth.r_max, truth.selection(u))[:n_uni], x[: n_pos - n_uni]])
+    x = np.repeat(x, group, axis=0)
     v = truth.sample_velocities(8, x)
     dx, dv = truth.grad_log_p_v_given_x(x, v)
     g = {"x": x, "v": v, "dlnf_dx": dx, "dlnf_dv": dv, "density": "p_v_given_x",
@@ -316,6 +322,8 @@ def main() -> None:
     ap.add_argument("--set", nargs="*", default=[], help="FitConfig overrides key=value (new)")
     ap.add_argument("--uniform", action="store_true",
                     help="gradient positions uniform in the ball (S > 0.01)")  # fmt: skip
+    ap.add_argument("--uniform-fraction", type=float, default=0.0,
+                    help="that fraction of the positions uniform in the ball (dp-mock systems)")  # fmt: skip
     ap.add_argument("--group", type=int, default=1,
                     help="velocities drawn per gradient position (>= 4: ∇ln n profiled)")  # fmt: skip
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/bench_cbe"))
@@ -336,7 +344,8 @@ def main() -> None:
     for name in args.systems:
         if has_mock and name in ("hernquist", "om"):
             sys_ = mock_system({"hernquist": "demo-hernquist", "om": "demo-om"}[name], args.n,
-                               args.workdir, uniform=args.uniform, group=args.group)  # fmt: skip
+                               args.workdir, uniform=args.uniform, group=args.group,
+                               uniform_fraction=args.uniform_fraction)  # fmt: skip
         elif name in ("plummer", "hernquist"):
             sys_ = own_system(name, args.n, uniform=args.uniform, group=args.group)
         else:
