@@ -54,3 +54,15 @@ def test_oracle_selection_gradient_matches_finer_step(truth) -> None:
     # S_true is piecewise smooth (trilinear dust per cell): a kink can sit inside a stencil, so
     # judge the median (O(h²) truncation ≪ 1 %)
     assert np.median(d / np.linalg.norm(a.dlnf_dx[:n], axis=1)) < 0.01
+
+
+def test_oracle_drops_whole_groups(truth) -> None:
+    # Groups of 4 velocities per position: one unbound velocity drops its whole group, so the
+    # set stays grouped (dp-cbe's profiled conditional fit needs whole groups).
+    tr, stars = truth
+    x = np.repeat(np.asarray(stars["x"])[:8], 4, axis=0)
+    v = np.asarray(tr.sample_velocities(1, x))
+    v[5] = [5000.0, 0.0, 0.0]  # the second group's second velocity: beyond escape
+    o = oracle_gradients(x, v, "p_v_given_x", tr, group_size=4)
+    assert o.group_size == 4 and len(o) == 28
+    np.testing.assert_array_equal(o.x, np.delete(x, np.s_[4:8], axis=0))

@@ -157,7 +157,8 @@ def profiled_terms(
     over. Φ then never waits for, nor absorbs the errors of, a network for ln n — which must
     follow the observed density's steep fall at a magnitude limit. The ln n network (``aux``,
     when given) is trained on the ordinary residual with Φ held fixed (its gradient stopped),
-    as the third term, so that `PotentialSolution.ln_n` still exists; it never moves Φ.
+    as the third term, so that `PotentialSolution.ln_n` still exists; it never moves Φ (nor
+    the frame).
 
     Returns:
         (b, 3): the CBE term on the profiled residual, the negative-density term (the
@@ -180,7 +181,7 @@ def profiled_terms(
 
     t, w = jax.vmap(free)(rows, batch.x, batch.v, batch.dlnf_dx, batch.dlnf_dv)
     scale = jnp.ones((b,), t.dtype) if batch.scale is None else batch.scale
-    wt = 1.0 / scale**2
+    wt = 1.0 / scale**2  # least-squares weights of the residuals r/s
     tg, wg, sg = t.reshape(n_pos, group), w.reshape(n_pos, group, 3), wt.reshape(n_pos, group)
     gram = jnp.einsum("pki,pk,pkj->pij", wg, sg, wg)
     # A relative ridge keeps the 3×3 solve finite when a group's velocities are (nearly)
@@ -194,12 +195,9 @@ def profiled_terms(
     neg = settings.lam * jnp.arcsinh(settings.beta * jnp.maximum(-lap, 0.0)) / settings.beta
     neg = jnp.repeat(neg, group)
     extra = jnp.zeros_like(cbe)
-    if aux is not None:
-        t_fixed, _ = jax.vmap(free)(
-            jax.lax.stop_gradient(rows), batch.x, batch.v, batch.dlnf_dx, batch.dlnf_dv
-        )
+    if aux is not None:  # the ordinary residual with everything but ln n held fixed
         ln_n, dln_n = jax.vmap(jax.value_and_grad(aux))(batch.x)
-        r_aux = t_fixed - jnp.sum(w * dln_n, axis=1)
+        r_aux = jax.lax.stop_gradient(t) - jnp.sum(jax.lax.stop_gradient(w) * dln_n, axis=1)
         extra = jnp.arcsinh(alpha * jnp.abs(r_aux) / scale) / alpha
         if settings.lam_nobs != 0.0:
             extra = extra + settings.lam_nobs * (ln_n - batch.ln_n_obs) ** 2
