@@ -63,6 +63,30 @@ def test_dense_blocks_match_scipy(simd: bool, n: int) -> None:
         _core.set_simd_enabled(True)
 
 
+@pytest.mark.parametrize("simd", [True, False])
+@pytest.mark.parametrize("data", ["scaled", "plummer"])
+def test_unstandardized_blocks_match_scipy(simd: bool, data: str) -> None:
+    """Clouds of other scale and offset, or heavy-tailed: the solver's auction start (most rows
+    are then nobody's nearest column) must give scipy's pairs too."""
+    try:
+        _core.set_simd_enabled(simd)
+        rng = np.random.default_rng(7)
+        for _ in range(4):
+            x0 = rng.normal(size=(256, 3))
+            if data == "scaled":
+                x1 = 2.0 * rng.normal(size=(256, 3)) + 1.0
+            else:  # unit Plummer sphere: radius from the inverse of its mass profile
+                d = rng.normal(size=(256, 3))
+                r = 1.0 / np.sqrt(rng.uniform(size=256) ** (-2.0 / 3.0) - 1.0)
+                x1 = d / np.linalg.norm(d, axis=1, keepdims=True) * r[:, None]
+            c = ((x1[:, None] - x0[None]) ** 2).sum(-1)
+            r_ref, c_ref = scipy.optimize.linear_sum_assignment(c)
+            r_got, c_got = dp_ot.linear_sum_assignment(c)
+            assert np.array_equal(r_got, r_ref) and np.array_equal(c_got, c_ref)
+    finally:
+        _core.set_simd_enabled(True)
+
+
 def test_infeasible_and_inf_entries() -> None:
     inf = np.inf
     ok = np.array([[inf, 1.0, 2.0], [3.0, inf, 4.0]])

@@ -144,16 +144,29 @@ void dense_duals_and_batch(std::mt19937_64& rng) {
 // heavy ties (many equal candidates, so the "first scanned row" rule matters), integer costs,
 // large magnitudes, and squared-Euclidean blocks. Oracle: a dual certificate (u_i + v_j <= c_ij,
 // equality on the assignment) plus equality with the generic cold-start solver.
+// Every dense start: JV, the eps-scaled auction, and the automatic choice between them.
+// Kinds 5 and 6 are unstandardized clouds (different scale and offset; heavy tails), where the
+// automatic choice takes the auction start.
 void dense_stress(std::mt19937_64& rng) {
   dpot::AssignmentSolver solver;
   std::normal_distribution<double> N01;
+  std::uniform_real_distribution<double> U01;
+  for (const dpot::Method method :
+       {dpot::Method::kDenseJV, dpot::Method::kDenseAuction, dpot::Method::kDense})
   for (int n : {2, 3, 7, 33, 100, 256}) {
-    for (int kind = 0; kind < 5; ++kind) {
+    for (int kind = 0; kind < 7; ++kind) {
       std::vector<double> c(static_cast<size_t>(n) * n);
-      if (kind == 4) {  // squared Euclidean, N(0, I3) noise vs data, as in the pairing blocks
+      if (kind >= 4) {  // squared Euclidean, N(0, I3) noise vs data, as in the pairing blocks
         std::vector<double> x0(n * 3), x1(n * 3);
         for (auto& x : x0) x = N01(rng);
-        for (auto& x : x1) x = N01(rng);
+        for (auto& x : x1) x = kind == 5 ? 2.0 * N01(rng) + 1.0 : N01(rng);
+        if (kind == 6)  // unit Plummer sphere: radius from the inverse mass profile
+          for (int i = 0; i < n; ++i) {
+            const double r = 1.0 / std::sqrt(std::pow(U01(rng), -2.0 / 3.0) - 1.0);
+            const double q = std::sqrt(x1[i * 3] * x1[i * 3] + x1[i * 3 + 1] * x1[i * 3 + 1] +
+                                       x1[i * 3 + 2] * x1[i * 3 + 2]);
+            for (int k = 0; k < 3; ++k) x1[i * 3 + k] *= r / q;
+          }
         for (int i = 0; i < n; ++i)
           for (int j = 0; j < n; ++j) {
             double s = 0;
@@ -172,7 +185,7 @@ void dense_stress(std::mt19937_64& rng) {
       }
       std::vector<int64_t> a(n), g(n);
       std::vector<double> u(n), v(n);
-      CHECK(solver.solve_with(dpot::Method::kDenseJV, c.data(), n, n, a.data(), u.data(), v.data()) == dpot::kOk,
+      CHECK(solver.solve_with(method, c.data(), n, n, a.data(), u.data(), v.data()) == dpot::kOk,
             "status n=%d kind=%d", n, kind);
       CHECK(solver.solve_with(dpot::Method::kSap, c.data(), n, n, g.data()) == dpot::kOk, "generic status");
       double cmax = 0, ca = 0, cg = 0;
@@ -187,7 +200,7 @@ void dense_stress(std::mt19937_64& rng) {
       }
       // Duals are sums/differences of a few costs: integer kinds (< 2^53) are exact; the
       // float kind is exact up to a few roundings of magnitude cmax.
-      const double tol = kind == 4 ? 1e-12 * cmax : 0.0;
+      const double tol = kind >= 4 ? 1e-12 * cmax : 0.0;
       int bad = 0;
       for (int i = 0; i < n; ++i) {
         if (std::abs(u[i] + v[a[i]] - c[i * n + a[i]]) > tol) ++bad;
@@ -196,7 +209,7 @@ void dense_stress(std::mt19937_64& rng) {
       }
       CHECK(bad == 0, "dual certificate fails at %d entries (n=%d kind=%d)", bad, n, kind);
       // integer kinds: sums exact; float kind: same optimum up to summation rounding
-      CHECK(kind == 4 ? std::abs(ca - cg) <= 1e-12 * std::abs(cg) : ca == cg,
+      CHECK(kind >= 4 ? std::abs(ca - cg) <= 1e-12 * std::abs(cg) : ca == cg,
             "dense %.17g vs generic %.17g (n=%d kind=%d)", ca, cg, n, kind);
     }
   }

@@ -29,8 +29,11 @@ enum class Ties {
 
 /// Algorithm selection for tests and benchmarks; solve() chooses by itself (kAuto).
 enum class Method {
-  kAuto,        ///< square and all finite: kDenseJV; otherwise kSap
-  kDenseJV,     ///< Jonker-Volgenant initialisation + shortest augmenting paths (square, finite)
+  kAuto,          ///< square and all finite: kDense; otherwise kSap
+  kDense,         ///< kDenseJV or kDenseAuction, chosen from the column reduction (square, finite)
+  kDenseJV,       ///< Jonker-Volgenant initialisation + shortest augmenting paths (square, finite)
+  kDenseAuction,  ///< eps-scaled auction start + shortest augmenting paths (square, finite;
+                  ///< the JV start where the auction does not apply)
   kSap,         ///< shortest augmenting paths from v = 0, rows in order (any nr <= nc, +inf ok)
   kScipyOrder,  ///< shortest augmenting paths with scipy's scan order and tie rule (scalar)
 };
@@ -45,14 +48,16 @@ class AssignmentSolver {
   /// columns when nr < nc.
   ///
   /// This is the one place that chooses the algorithm: square all-finite inputs take the
-  /// dense Jonker-Volgenant path, the others shortest augmenting paths from v = 0. With
+  /// dense path (a Jonker-Volgenant or, when many rows are nobody's nearest column, an
+  /// eps-scaled auction start, then shortest augmenting paths), the others shortest augmenting
+  /// paths from v = 0. With
   /// Ties::kScipy the result is then certified unique (every row has exactly one entry within
   /// a relative 1e-12 of its reduced minimum); if it is not, the problem is re-solved with
   /// Method::kScipyOrder, which reproduces scipy's choice among tied optima.
   int solve(const double* cost, int64_t nr, int64_t nc, int64_t* col4row, double* u = nullptr,
             double* v = nullptr, Ties ties = Ties::kScipy);
 
-  /// One named algorithm, no uniqueness check (tests and benchmarks). kDenseJV requires a
+  /// One named algorithm, no uniqueness check (tests and benchmarks). The kDense* methods require a
   /// square all-finite matrix (kInvalid otherwise).
   int solve_with(Method method, const double* cost, int64_t nr, int64_t nc, int64_t* col4row,
                  double* u = nullptr, double* v = nullptr);
@@ -60,8 +65,12 @@ class AssignmentSolver {
  private:
   int augment_all(const double* cost, int64_t nr, int64_t nc, const int64_t* free_rows,
                   int64_t nfree);
-  int64_t init_jv(const double* cost, int64_t n);  // returns the number of free rows
-  int run_dense_jv(const double* cost, int64_t n);
+  enum class Start { kChoose, kJV, kAuction };
+  int64_t column_reduction(const double* cost, int64_t n);
+  int64_t row_reduction(const double* cost, int64_t n, int64_t nfree, int64_t budget);
+  int64_t init_jv(const double* cost, int64_t n);       // returns the number of free rows
+  int64_t init_auction(const double* cost, int64_t n);  // the same, or -1: not applicable
+  int run_dense(const double* cost, int64_t n, Start start);
   int run_sap(const double* cost, int64_t nr, int64_t nc);
   int run_scipy_order(const double* cost, int64_t nr, int64_t nc);
   bool unique_optimum(const double* cost, int64_t nr, int64_t nc) const;
@@ -70,7 +79,7 @@ class AssignmentSolver {
                  double* v) const;
 
   std::vector<double> v_, u_, d_, pred_, dsave_, vsave_;
-  std::vector<int64_t> row4col_, col4row_, done_, free_, srow_, remaining_, path_;
+  std::vector<int64_t> row4col_, col4row_, done_, free_, srow_, remaining_, path_, imin_, matches_;
   std::vector<char> scanned_row_;
 };
 
