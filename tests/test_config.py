@@ -114,3 +114,42 @@ def test_shipped_configs_validate(name: str) -> None:
         {"conditional"} if name.startswith("demo-") else {"vanilla", "selection", "conditional"}
     )
     assert set(cfg.methods) == expected
+
+
+def test_bootstrap_needs_an_ensemble_and_resamples_each_member(monkeypatch, tmp_path) -> None:
+    """[flows] conditional_bootstrap: refused without an ensemble; with one, every member
+    trains on its own reproducible bootstrap resample (multinomial counts as weights)."""
+    import dp_flows
+    import numpy as np
+
+    from deep_potential import _stages
+
+    d = _base()
+    d["flows"]["conditional_bootstrap"] = True
+    with pytest.raises(ConfigError, match="conditional_members >= 2"):
+        config_from_dict(d)
+    d["flows"]["conditional_members"] = 2
+    cfg = config_from_dict(d)
+    assert cfg.conditional_bootstrap and cfg.conditional_flows == ("conditional", "conditional_m1")
+
+    counts = _stages.bootstrap_counts(10_000, 5)
+    assert counts.sum() == 10_000 and np.array_equal(counts, _stages.bootstrap_counts(10_000, 5))
+    assert abs((counts == 0).mean() - np.exp(-1)) < 0.02  # a star is left out w.p. (1 - 1/n)^n
+    assert not np.array_equal(counts, _stages.bootstrap_counts(10_000, 6))
+
+    # fit_one_flow hands each member its own counts (the flow fit itself is stubbed out).
+    seen: dict[str, np.ndarray] = {}
+    monkeypatch.setattr(
+        "dp_mock.read_catalog", lambda _: {"x": np.ones((50, 3)), "v": np.ones((50, 3))}
+    )
+    monkeypatch.setattr(dp_flows, "save_flow", lambda *a, **k: None)
+
+    def fake_fit(data, *, condition=None, weights=None, seed, **kw):
+        seen[str(seed)] = weights
+        return None
+
+    monkeypatch.setattr(dp_flows, "fit_flow", fake_fit)
+    for name in cfg.conditional_flows:
+        _stages.fit_one_flow(cfg, name, tmp_path / "c.h5", tmp_path / name)
+    w0, w1 = seen.values()
+    assert w0.sum() == w1.sum() == 50 and not np.array_equal(w0, w1)

@@ -70,6 +70,15 @@ class FlowsSection:
 
     vanilla_weight_clip: Annotated[float, Field(ge=1)] = 100.0
     conditional_members: Annotated[int, Field(ge=1, le=64)] = 1
+    # each member trains on its own bootstrap resample of the stars, so that the members'
+    # spread (the error band) includes the catalogue's sampling noise, not only the training's
+    conditional_bootstrap: bool = False
+
+    def __post_init__(self) -> None:
+        if self.conditional_bootstrap and self.conditional_members < 2:
+            raise ValueError(
+                "conditional_bootstrap needs conditional_members >= 2 (an ensemble to resample)"
+            )
 
 
 @_section
@@ -118,6 +127,8 @@ class PipelineConfig:
         conditional_members: p(v|x) flows trained from different seeds (an ensemble; 1 =
             one flow). Gradients are their robust mean; with ``[report] bands`` every member
             also gets its own conditional potential fit, whose spread is the error band.
+        conditional_bootstrap: each member trains on its own bootstrap resample of the stars
+            (multinomial counts as weights), so the band includes the catalogue's noise.
         cbe: method -> ``dp_cbe.FitConfig`` (shared ``[cbe]`` keys merged with ``[cbe.METHOD]``).
     """
 
@@ -131,6 +142,7 @@ class PipelineConfig:
     cbe: Mapping[str, Any]
     report: ReportSection
     conditional_members: int = 1
+    conditional_bootstrap: bool = False
 
     @property
     def methods(self) -> tuple[str, ...]:
@@ -301,7 +313,7 @@ def check_catalog(path: Path, methods: tuple[str, ...] | None = None) -> int:
     return n
 
 
-def _parse_flows(raw: Any) -> tuple[Any, Any, float, int]:
+def _parse_flows(raw: Any) -> tuple[Any, Any, float, int, bool]:
     import dp_flows
 
     raw = dict(raw or {})
@@ -309,7 +321,13 @@ def _parse_flows(raw: Any) -> tuple[Any, Any, float, int]:
     own = _own_section(FlowsSection, raw, "flows", also=("spatial", "conditional"))
     spatial = _package_config(dp_flows.FlowConfig, tables.get("spatial", {}), "flows.spatial")
     cond = _package_config(dp_flows.FlowConfig, tables.get("conditional", {}), "flows.conditional")
-    return spatial, cond, own.vanilla_weight_clip, own.conditional_members
+    return (
+        spatial,
+        cond,
+        own.vanilla_weight_clip,
+        own.conditional_members,
+        own.conditional_bootstrap,
+    )
 
 
 def _parse_cbe(raw: Any, methods: tuple[str, ...]) -> dict[str, Any]:
@@ -338,7 +356,7 @@ def config_from_dict(d: Mapping[str, Any], *, base_dir: Path | str = ".") -> Pip
     if "data" in d and "mock" in d:
         raise ConfigError("[data] and [mock] are exclusive: [data] catalog replaces the mock")
     mock = None if "data" in d else _parse_mock(d.get("mock"), run.seed)
-    spatial, cond, clip, members = _parse_flows(d.get("flows"))
+    spatial, cond, clip, members, bootstrap = _parse_flows(d.get("flows"))
     grads = _own_section(GradientsSection, d.get("gradients"), "gradients")
     cbe = _parse_cbe(d.get("cbe"), run.methods)
     report = _own_section(ReportSection, d.get("report"), "report")
@@ -354,7 +372,9 @@ def config_from_dict(d: Mapping[str, Any], *, base_dir: Path | str = ".") -> Pip
         raise _fail("gradients", "key 'oracle' needs the mock's truth: use [mock], not [data]")
     # the catalogue last: every cheap check has passed before its (possibly large) file is read
     data = _parse_data(d["data"], Path(base_dir), run.methods) if "data" in d else None
-    return PipelineConfig(run, mock, data, spatial, cond, clip, grads, cbe, report, members)
+    return PipelineConfig(
+        run, mock, data, spatial, cond, clip, grads, cbe, report, members, bootstrap
+    )
 
 
 def load_config(path: Path | str) -> PipelineConfig:

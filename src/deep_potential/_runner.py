@@ -143,6 +143,8 @@ def _run_locked(config: PipelineConfig, run_dir: Path, from_stage: str | None) -
         section = {"flow": section_dict(cfg), "seed": seed}
         if name == "spatial_weighted":
             section["vanilla_weight_clip"] = config.vanilla_weight_clip
+        if cond and config.conditional_bootstrap:
+            section["bootstrap"] = True
         flows[name] = run_unit(
             f"flows/{name}",
             run_dir / "flows" / name,

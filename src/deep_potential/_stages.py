@@ -73,6 +73,16 @@ def vanilla_weights(stars: Mapping[str, np.ndarray], clip: float) -> np.ndarray:
     return np.minimum(w, clip)
 
 
+def bootstrap_counts(n: int, seed: int) -> np.ndarray:
+    """How often each of n stars is drawn in a bootstrap resample of size n (float64 weights).
+
+    A star drawn k times weighs k, which is the resample itself for a flow fitted by a
+    weighted likelihood; about 37 % of the stars weigh 0.
+    """
+    rng = np.random.default_rng([seed, 0xB007])
+    return np.bincount(rng.integers(0, n, size=n), minlength=n).astype(np.float64)
+
+
 def fit_one_flow(config: PipelineConfig, name: str, catalog: Path, out: Path) -> dict[str, str]:
     """Fit flow ``name`` (conditional | spatial | spatial_weighted) and save it to out/model."""
     import dp_flows
@@ -84,6 +94,10 @@ def fit_one_flow(config: PipelineConfig, name: str, catalog: Path, out: Path) ->
     seed = derive_seed(config.run.seed, f"flows/{name}")
     if name in config.conditional_flows:
         kw: dict[str, Any] = {"condition": x}
+        if config.conditional_bootstrap:
+            kw["weights"] = bootstrap_counts(
+                len(x), derive_seed(config.run.seed, f"bootstrap/{name}")
+            )
         data, cfg = v, config.flow_conditional
     else:
         kw = {}
