@@ -193,7 +193,7 @@ def oracle_gradients(
             )
     logger.info("oracle gradients: %d of %d samples inside the truth's support", ok.sum(), len(ok))
     return dp_cbe.GradientSet(x, v, np.asarray(dx), np.asarray(dv), density,
-                              group_size=group_size)  # fmt: skip
+                              group_size=group_size, exact=True)  # fmt: skip
 
 
 def fit_potential(

@@ -139,3 +139,20 @@ def test_grouped_gradient_set_round_trip_and_validation(tmp_path: Path) -> None:
     for bad in (0, 2.0, True):
         with pytest.raises(ValueError, match="group_size must be an integer >= 1"):
             dp_cbe.GradientSet(**dict(g, group_size=bad))
+
+
+def test_exact_flag_round_trip_and_validation(tmp_path: Path) -> None:
+    """``exact`` is stored only when true (older files read as estimated) and validated."""
+    gs = _gs()
+    assert gs.exact is False
+    with h5py.File(dp_cbe.write_gradients(tmp_path / "est.h5", gs), "r") as fh:
+        assert "exact" not in fh.attrs
+    ex = dp_cbe.GradientSet(gs.x, gs.v, gs.dlnf_dx, gs.dlnf_dv, gs.density, exact=True)
+    assert dp_cbe.read_gradients(dp_cbe.write_gradients(tmp_path / "ex.h5", ex)).exact is True
+    for bad in (1, "yes", None):
+        with pytest.raises(ValueError, match="exact must be True or False"):
+            dp_cbe.GradientSet(gs.x, gs.v, gs.dlnf_dx, gs.dlnf_dv, gs.density, exact=bad)
+    with h5py.File(tmp_path / "ex.h5", "a") as fh:
+        fh.attrs["exact"] = 2
+    with pytest.raises(ValueError, match="attribute 'exact' must be the integer 0 or 1"):
+        dp_cbe.read_gradients(tmp_path / "ex.h5")

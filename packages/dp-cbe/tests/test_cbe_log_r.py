@@ -52,7 +52,7 @@ def test_default_softening_resolves_a_cusp_gradient() -> None:
 def test_fit_records_softening_and_old_models_keep_theirs(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     x, v = rng.normal(size=(256, 3)), rng.normal(size=(256, 3))
-    cfg = dp_cbe.FitConfig(log_r_soft=0.02)
+    cfg = dp_cbe.FitConfig(log_r_soft=0.02).resolved(exact=False, group_size=1)
     hyper = _hyperparameters("conditional", cfg, x, v)
     assert hyper["phi"]["log_r_soft"] == 0.02 and hyper["aux"]["log_r_soft"] == 0.02
     model = build_model(hyper, key=jax.random.PRNGKey(1))

@@ -125,6 +125,20 @@ def test_profiled_fit_needs_groups_and_keeps_whole_groups_together(
     np.testing.assert_array_equal(again.acceleration(x), sol.acceleration(x))
     network = dp_cbe.fit(grouped, config=dp_cbe.FitConfig(**TINY), progress=False)
     assert not np.array_equal(network.acceleration(x), sol.acceleration(x))
+    # An exact grouped set takes the exact-gradient recipe by itself (FitConfig.resolved):
+    # the same model as those settings given explicitly, and the model records them.
+    exact = dp_cbe.GradientSet(**oracle.gradients("conditional", 3, 1024, group=8), exact=True)
+    auto = dp_cbe.fit(exact, config=dp_cbe.FitConfig(**TINY), out_dir=tmp_path / "auto",
+                      progress=False)  # fmt: skip
+    explicit = dp_cbe.FitConfig(**TINY, ln_n_gradient="profile", phi_mixture=16,
+                                phi_mixture_mass=1.0, radial_balance=1.0)  # fmt: skip
+    np.testing.assert_array_equal(
+        auto.acceleration(x), dp_cbe.fit(exact, config=explicit, progress=False).acceleration(x)
+    )
+    recorded = json.loads((tmp_path / "auto" / "hyperparameters.json").read_text())["config"]
+    assert (recorded["ln_n_gradient"], recorded["phi_mixture"], recorded["radial_balance"]) == (
+        "profile", 16, 1.0,
+    )  # fmt: skip
 
 
 def test_non_finite_loss_says_what_to_change(conditional_set) -> None:

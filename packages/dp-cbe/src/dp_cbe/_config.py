@@ -54,17 +54,13 @@ class FitConfig:
             demo-hernquist; 0.01 brought that system's inner bins from |median Δln ρ| ≤ 0.041
             to ≤ 0.009 (benchmarks/results/cbe.md).
         phi_mixture: number of concentric Plummer spheres of positive, trained masses and
-            scales added to the Φ network (0: the network alone, the default). Their
+            scales added to the Φ network (0: the network alone; None: automatic). Their
             acceleration is G M(<r)/r² with no cancellation between terms, so the network need
             only carry the remainder. Scales start log-spaced from the data's 1 % radius to
             twice their 99.5 % radius.
         phi_mixture_mass: the mixture's initial total mass, as a fraction of the virial guess
             ⟨v²⟩ r_median / G, split equally (so the small components dominate the centre: a
-            cusp-like start at 1.0). Measured with exact gradients (benchmarks/results/cbe.md):
-            ``phi_mixture = 16, phi_mixture_mass = 1, aux_scale = "extent"`` is the best setting
-            found for a cusp and an anisotropic model (outermost bin 0.65 → 0.22 and
-            0.26 → 0.17) but costs a cored system's centre (Plummer 0.024 → 0.062); started at
-            0.01 it neither helps nor hurts beyond single-run scatter. Hence 0 by default.
+            cusp-like start at 1.0; None: automatic).
         aux_scale: input scale of the ln n (or ln S) network: ``spread``: the positions'
             standard deviation, as for Φ; ``extent``: the standard deviation of a uniform ball
             of the data's 99.5 % radius if larger (the same for data that fill their volume,
@@ -73,7 +69,7 @@ class FitConfig:
             gradients, demo-hernquist's outermost bin 0.65 → 0.38 — but resolves the centre
             less well: the cusp's central acceleration error 3.6 % → 19 %, the demo's innermost
             Δln ρ −0.07 → −0.13 (benchmarks/results/cbe.md). Hence not the default.
-        ln_n_gradient: how the conditional variant gets ∇ln n. ``network`` (the default):
+        ln_n_gradient: how the conditional variant gets ∇ln n (None: automatic). ``network``:
             from the ln n network, trained jointly with Φ. ``profile``: eliminated by least
             squares at each position from its group of velocities (a gradient set with
             ``group_size`` ≥ 4), so that Φ is fitted alone, at a fifth of the cost per step;
@@ -85,7 +81,7 @@ class FitConfig:
             ≤ 0.036 and ≤ 0.005). With a flow's gradients it is worse than the network (the
             demo's worst bin 0.07 → 0.17, demo-hernquist's 0.71 → 1.35), because the
             per-position ∇ln n follows the flow's errors where a smooth ln n averages them
-            out; hence not the default (benchmarks/results/cbe.md).
+            out (benchmarks/results/cbe.md).
         weighting: ``scale``: divide each sample's CBE residual by its data-only scale
             (`dp_cbe.residual_scales`: the loss becomes a relative residual, so slow outer
             orbits count as much as fast inner ones); ``none``: absolute internal units.
@@ -98,7 +94,7 @@ class FitConfig:
         radial_balance: fraction of each minibatch drawn evenly over 16 equal-width radial
             shells of the training positions (0: minibatches are epochs of the data; > 0:
             draws with replacement by `dp_cbe.radial_balance_probabilities`, and the
-            validation loss is weighted alike).
+            validation loss is weighted alike; None: automatic).
         n_steps: the step ceiling (with ``early_stop``) or the step count (without).
         learning_rate: peak AdamW rate, reached after a linear warm-up of
             min(``warmup_steps``, n_steps // 5) steps.
@@ -122,6 +118,28 @@ class FitConfig:
             velocity u₀), ``rotation`` (angular velocity Ω about the origin) or
             ``boost+rotation`` (the rigid velocity field u₀ + Ω × x). The fitted parameters
             start at 0, train with Φ and are reported by `PotentialSolution.frame`.
+
+    Automatic settings: ``phi_mixture``, ``phi_mixture_mass``, ``radial_balance`` and
+    ``ln_n_gradient`` are None by default and `fit` chooses them from the gradient set
+    (`FitConfig.resolved`; the model's ``hyperparameters.json`` records the values used):
+
+    ============================  =========================  ==============================
+    gradient set                  estimated (a flow's)       exact (``GradientSet.exact``)
+    ============================  =========================  ==============================
+    ``phi_mixture``               0                          16
+    ``phi_mixture_mass``          0.01                       1.0
+    ``radial_balance``            0.5                        1.0
+    ``ln_n_gradient``             ``network``                ``profile`` with groups of ≥ 4
+                                                             velocities, else ``network``
+    ============================  =========================  ==============================
+
+    Exact gradients can be fitted to the edge of the volume, which takes a Φ that can follow
+    a steep outer fall (the mixture) and edge-weighted minibatches; with groups of 8
+    velocities and a tenth of the positions uniform in the volume this recovers a cored
+    sphere, a cusp and an anisotropic model to ≤ 0.025 in ln ρ and ≤ 1 % in acceleration in
+    every radial bin (benchmarks/results/cbe.md). With a flow's gradients the same freedom
+    fits the flow's errors at the edge (demo-om's outermost bin +0.30 → +0.58, the demo's
+    centre −0.07 → −0.12), so estimated sets keep the plain network.
     """
 
     phi_width: _Count = 64
@@ -137,10 +155,10 @@ class FitConfig:
     r_soft: _Positive = 1.0
     log_r: bool = True
     log_r_soft: _Positive = 0.01
-    phi_mixture: _NonNegInt = 0
-    phi_mixture_mass: _Positive = 0.01
+    phi_mixture: _NonNegInt | None = None
+    phi_mixture_mass: _Positive | None = None
     aux_scale: Literal["spread", "extent"] = "spread"
-    ln_n_gradient: Literal["network", "profile"] = "network"
+    ln_n_gradient: Literal["network", "profile"] | None = None
     weighting: Literal["none", "scale"] = "scale"
     alpha: _Positive = 1.0
     beta: _Positive = 1.0
@@ -150,7 +168,7 @@ class FitConfig:
     l2: _NonNeg = 0.0
     log_loss: bool = False
     batch_size: _Count = 1024
-    radial_balance: _Fraction = 0.5
+    radial_balance: _Fraction | None = None
     n_steps: _Count = 6000
     learning_rate: _Positive = 5e-3
     warmup_steps: _NonNegInt = 100
@@ -188,6 +206,30 @@ class FitConfig:
         if set(d) == {"fit"} and isinstance(d["fit"], dict):
             d = d["fit"]
         return cls.from_dict(d)
+
+    def resolved(self, *, exact: bool, group_size: int) -> FitConfig:
+        """This config with its automatic (None) settings chosen for a gradient set that is
+        exact or estimated and comes in groups of ``group_size`` velocities per position
+        (the table in the class docstring). Explicit settings are kept.
+
+        Example:
+            >>> import dp_cbe
+            >>> cfg = dp_cbe.FitConfig(radial_balance=0.25)
+            >>> r = cfg.resolved(exact=True, group_size=8)
+            >>> r.phi_mixture, r.radial_balance, r.ln_n_gradient
+            (16, 0.25, 'profile')
+            >>> cfg.resolved(exact=False, group_size=8).ln_n_gradient
+            'network'
+        """
+        auto: dict[str, Any] = {
+            "phi_mixture": 16 if exact else 0,
+            "phi_mixture_mass": 1.0 if exact else 0.01,
+            "radial_balance": 1.0 if exact else 0.5,
+            "ln_n_gradient": "profile" if exact and group_size >= 4 else "network",
+        }
+        return dataclasses.replace(
+            self, **{k: v for k, v in auto.items() if getattr(self, k) is None}
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """All fields as a plain (JSON-serialisable) dict."""

@@ -80,6 +80,9 @@ class GradientSet:
             position (their x rows are equal; N is a multiple of it). With groups of ≥ 4 the
             conditional fit can eliminate ∇ln n at each position by least squares
             (``FitConfig(ln_n_gradient="profile")``). 1: independent samples.
+        exact: the gradients are exact — a closed-form or analytic model's (e.g. a mock's
+            truth) — not estimated from data by a flow. `fit`'s automatic settings differ
+            between the two (`FitConfig`). False unless the writer says so.
 
     Example:
         >>> import numpy as np, dp_cbe
@@ -103,6 +106,7 @@ class GradientSet:
     dlnf_dx_std: Float[np.ndarray, "n 3"] | None = None
     dlnf_dv_std: Float[np.ndarray, "n 3"] | None = None
     group_size: int = 1
+    exact: bool = False
 
     def __post_init__(self) -> None:
         if self.density not in DENSITIES:
@@ -126,6 +130,9 @@ class GradientSet:
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ValueError(f"gradients: group_size must be an integer >= 1, got {k!r}")
         object.__setattr__(self, "group_size", int(k))
+        if not isinstance(self.exact, (bool, np.bool_)):
+            raise ValueError(f"gradients: exact must be True or False, got {self.exact!r}")
+        object.__setattr__(self, "exact", bool(self.exact))
         if k > 1:
             if len(x) % k:
                 raise ValueError(
@@ -176,15 +183,25 @@ def read_gradients(path: str | Path) -> GradientSet:
         names = [k for k in names if k == "ln_n_obs" or all(s in fh for s in _STD)]
         optional = {k: np.asarray(fh[k][()]) for k in names}  # pyright: ignore[reportIndexIssue]  # h5py types f[...] as Group | Dataset | Datatype
         group = fh.attrs.get("group_size", 1)
+        exact = fh.attrs.get("exact", 0)
     if isinstance(group, np.ndarray) or not np.issubdtype(type(group), np.integer):
         raise ValueError(f"{path}: attribute 'group_size' must be an integer, got {group!r}")
-    return GradientSet(**arrays, density=density, **optional, group_size=int(group))
+    if (
+        isinstance(exact, np.ndarray)
+        or not np.issubdtype(type(exact), np.integer)
+        or exact not in (0, 1)
+    ):
+        raise ValueError(f"{path}: attribute 'exact' must be the integer 0 or 1, got {exact!r}")
+    return GradientSet(
+        **arrays, density=density, **optional, group_size=int(group), exact=bool(exact)
+    )
 
 
 def write_gradients(path: str | Path, gradient_set: GradientSet) -> Path:
     """Write a `GradientSet` to ``path`` (atomically) and return the path.
 
-    Root attributes ``schema``, ``units``, ``density`` (and ``group_size`` when > 1); datasets ``/x``, ``/v``, ``/dlnf_dx``,
+    Root attributes ``schema``, ``units``, ``density`` (and ``group_size`` when > 1, ``exact``
+    = 1 for exact gradients); datasets ``/x``, ``/v``, ``/dlnf_dx``,
     ``/dlnf_dv`` and, where the set has them, ``/dlnf_dx_std``, ``/dlnf_dv_std`` and
     ``/ln_n_obs`` (docs/formats.md). The same set always gives the same bytes.
 
@@ -206,6 +223,8 @@ def write_gradients(path: str | Path, gradient_set: GradientSet) -> Path:
             fh.attrs["density"] = gradient_set.density
             if gradient_set.group_size > 1:  # absent means 1 (files from before groups)
                 fh.attrs["group_size"] = np.int64(gradient_set.group_size)
+            if gradient_set.exact:  # absent means estimated (files from before the flag)
+                fh.attrs["exact"] = np.int8(1)
             for k in _VECTORS:
                 fh.create_dataset(k, data=getattr(gradient_set, k))
             if gradient_set.dlnf_dx_std is not None and gradient_set.dlnf_dv_std is not None:

@@ -61,13 +61,14 @@ def _hyperparameters(method: str, cfg: FitConfig, x: np.ndarray, v: np.ndarray) 
         common, width=cfg.phi_width, depth=cfg.phi_depth, l_max=cfg.phi_l_max,
         out_scale=float(np.mean(np.sum(v * v, axis=1)) / 3.0),
     )  # fmt: skip
-    if cfg.phi_mixture > 0:
+    n_mix, mix_mass = cfg.phi_mixture, cfg.phi_mixture_mass
+    assert n_mix is not None and mix_mass is not None, "FitConfig.resolved() first"
+    if n_mix > 0:
         lo, hi = np.quantile(r, [0.01, 0.995])
         # A fraction of the virial mass guess ⟨v²⟩ r_median / G; training moves it.
         virial = float(np.mean(np.sum(v * v, axis=1)) * np.median(r))
-        phi["mixture"] = {"n": cfg.phi_mixture, "r_min": float(max(lo, 1e-3 * hi)),
-                          "r_max": float(2.0 * hi),
-                          "mass": cfg.phi_mixture_mass * virial}  # fmt: skip
+        phi["mixture"] = {"n": n_mix, "r_min": float(max(lo, 1e-3 * hi)),
+                          "r_max": float(2.0 * hi), "mass": mix_mass * virial}  # fmt: skip
     aux = None
     if method == "selection":
         aux = dict(common, width=cfg.s_width, depth=cfg.s_depth, l_max=cfg.l_max, out_scale=1.0)
@@ -124,7 +125,8 @@ def fit(
         gradients: a `GradientSet` or the path of a ``gradients.h5``.
         method: ``vanilla`` | ``selection`` | ``conditional``; None picks it from the
             gradients' ``density`` (f | f_obs | p_v_given_x).
-        config: hyperparameters (default `FitConfig()`).
+        config: hyperparameters (default `FitConfig()`); its automatic (None) settings are
+            chosen from the gradient set (`FitConfig.resolved`).
         seed: the only source of randomness (initialisation, split, minibatch order).
         out_dir: if given, checkpoints go to ``out_dir/checkpoint`` (and a run resumes from
             them), and the best model is saved there.
@@ -155,6 +157,9 @@ def fit(
     gs = gradients if isinstance(gradients, GradientSet) else read_gradients(gradients)
     cfg = FitConfig() if config is None else config
     method = resolve_method(method, gs.density)
+    cfg = cfg.resolved(exact=gs.exact, group_size=gs.group_size)  # the automatic settings
+    balance = cfg.radial_balance
+    assert balance is not None  # resolved
     settings = cfg.loss_settings()
     if settings.lam_nobs > 0 and gs.ln_n_obs is None:
         raise ValueError("lam_nobs > 0 needs ln_n_obs in the gradient set")
@@ -198,7 +203,7 @@ def fit(
     hyper = _hyperparameters(method, cfg, cols[0][tr], cols[1][tr])
     center = np.asarray(hyper["phi"]["in_mean"])
     # Minibatch sampling probabilities (radial balance); the validation mean is weighted alike.
-    p_all = radial_balance_probabilities(cols[0], center, cfg.radial_balance)
+    p_all = radial_balance_probabilities(cols[0], center, balance)
     p_tr = p_all[tr[::gk]]
     cdf = np.cumsum(p_tr / p_tr.sum())
     cols.append(np.asarray(p_all * len(gs), np.float32))
@@ -276,7 +281,7 @@ def fit(
         """Training-row indices of steps s0…s0+n−1: whole groups, drawn by group."""
         out = np.empty((n, bs_g), np.int64)
         for i, s in enumerate(range(s0, s0 + n)):
-            if cfg.radial_balance > 0:
+            if balance > 0:
                 u = np.random.default_rng([seed, 2, s]).uniform(size=bs_g)
                 out[i] = np.minimum(np.searchsorted(cdf, u), n_tr_g - 1)
                 continue
