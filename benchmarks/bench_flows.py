@@ -1,4 +1,5 @@
-"""dp-flows benchmark: training throughput (JAX vs plain PyTorch, same net and loss), gradient
+"""dp-flows benchmark: training throughput (JAX vs plain PyTorch, same net and loss; K flows
+sequential vs vmapped over their stacked parameters), gradient
 throughput of ∇ ln p(v|x), and accuracy of ∇ ln p(v|x) on a Plummer sample (if dp_mock).
 
     .venv/bin/python benchmarks/bench_flows.py [--quick]
@@ -51,6 +52,64 @@ def jax_train_throughput(width, depth, batch, n_steps, emb=32, d=3, c=3) -> floa
         field, state, _, loss = step(field, state, field, i, *args)
     jax.block_until_ready(loss)
     return n_steps * batch / (time.perf_counter() - t)
+
+
+def jax_ensemble_throughput(width, depth, batch, n_steps, k, emb=32, d=3, c=3):
+    """K flows trained side by side: K sequential jitted steps (one program per member, as K
+    `fit_flow` calls run) against one program vmapped over the K stacked parameter sets
+    (larger matrix products). Returns (sequential, vectorised) samples/s over all members."""
+    cfg = dp_flows.FlowConfig(width=width, depth=depth, batch_size=batch)
+    opt = make_optimizer(cfg, 10_000)
+    keys = jax.random.split(jax.random.key(0), k)
+    make = lambda key: ResNetField(d, c, width=width, depth=depth, time_embedding_dim=emb, key=key)  # noqa: E731
+    fields = [make(key) for key in keys]
+    states = [opt.init(eqx.filter(f, eqx.is_array)) for f in fields]
+    step = make_step(opt)
+    rng = np.random.default_rng(0)
+    f32 = np.float32
+
+    def batch_args(m: int) -> list[np.ndarray]:
+        return [rng.standard_normal((*m_shape, d)).astype(f32) for m_shape in [(m,)] * 2] + [
+            rng.standard_normal((m, c)).astype(f32), np.ones(m, f32), rng.uniform(size=m).astype(f32)
+        ]  # fmt: skip
+
+    args = [batch_args(batch) for _ in range(k)]
+    i = np.int32(0)
+
+    def run_seq(n: int):
+        loss = None
+        for _ in range(n):
+            for m in range(k):
+                fields[m], states[m], _, loss = step(fields[m], states[m], fields[m], i, *args[m])
+        jax.block_until_ready(loss)
+
+    run_seq(3)
+    t = time.perf_counter()
+    run_seq(n_steps)
+    seq = n_steps * k * batch / (time.perf_counter() - t)
+
+    stacked = eqx.filter_vmap(make)(keys)
+    vstate = eqx.filter_vmap(lambda f: opt.init(eqx.filter(f, eqx.is_array)))(stacked)
+    vargs = [np.stack([a[j] for a in args]) for j in range(5)]
+
+    def member_step(f, st, *a):
+        f, st, _, loss = step(f, st, f, i, *a)
+        return f, st, loss
+
+    vstep = eqx.filter_jit(eqx.filter_vmap(member_step))
+
+    def run_vec(n: int, f, st):
+        loss = None
+        for _ in range(n):
+            f, st, loss = vstep(f, st, *vargs)
+        jax.block_until_ready(loss)
+        return f, st
+
+    stacked, vstate = run_vec(3, stacked, vstate)
+    t = time.perf_counter()
+    run_vec(n_steps, stacked, vstate)
+    vec = n_steps * k * batch / (time.perf_counter() - t)
+    return seq, vec
 
 
 def torch_train_throughput(width, depth, batch, n_steps, emb=32, d=3, c=3) -> float:
@@ -211,7 +270,7 @@ def conditional_accuracy(
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--part", choices=["all", "train", "accuracy"], default="all")
+    ap.add_argument("--part", choices=["all", "train", "ensemble", "accuracy"], default="all")
     ap.add_argument("--n-train", type=int, default=2**17)
     ap.add_argument("--preset", default="demo", help="dp-mock preset of the accuracy part")
     ap.add_argument("--n-eval", type=int, default=2**11)
@@ -236,7 +295,15 @@ def main() -> None:
             except ImportError:
                 tt = float("nan")
             print(f"| {width}×{depth}, {batch} | {j:,.0f} | {tt:,.0f} | {j / tt:.2f} |")
-    if args.part == "train":
+    if args.part in ("all", "ensemble"):
+        print(
+            "| K flows (width×blocks, batch each) | sequential samples/s | vmapped samples/s | ratio |"
+        )
+        print("|---|---|---|---|")
+        for width, depth, batch, k in [(128, 4, 4096, 3), (128, 4, 1024, 3), (64, 3, 2048, 4)]:
+            seq, vec = jax_ensemble_throughput(width, depth, batch, n_steps, k)
+            print(f"| {k} × {width}×{depth}, {batch} | {seq:,.0f} | {vec:,.0f} | {vec / seq:.2f} |")
+    if args.part in ("train", "ensemble"):
         return
     try:
         import dp_mock  # noqa: F401
