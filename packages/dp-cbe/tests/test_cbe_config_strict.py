@@ -29,7 +29,7 @@ FitConfig = dp_cbe.FitConfig
         ({"learning_rate": math.nan}, "FitConfig.learning_rate must be a finite number > 0"),
         # the same rule as dp_flows.FlowConfig.width: no fractional or string integers
         ({"phi_width": 2.5}, "FitConfig.phi_width must be an integer ≥ 1, got 2.5"),
-        ({"n_steps": "100"}, "FitConfig.n_steps must be an integer ≥ 1, got '100'"),
+        ({"n_steps": "100"}, "FitConfig.n_steps must be an integer ≥ 1 (or None), got '100'"),
         ({"batch_size": True}, "FitConfig.batch_size must be an integer ≥ 1, got True"),
         ({"n_devices": 0}, "FitConfig.n_devices must be an integer ≥ 1 (or None), got 0"),
         ({"alpha": True}, "FitConfig.alpha must be a finite number > 0, got True"),

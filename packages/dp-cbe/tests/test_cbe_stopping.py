@@ -45,7 +45,7 @@ def test_ceiling_warns_and_records_not_converged(tmp_path: Path) -> None:
 
 def test_rule_is_a_function_of_the_evaluations() -> None:
     cfg = dp_cbe.FitConfig(patience=2, val_tol=0.01, probe_tol=0.01, lr_decay=0.5,
-                           warmup_steps=0)  # fmt: skip
+                           warmup_steps=0).resolved(exact=False, group_size=1)  # fmt: skip
     shell = np.zeros(4, int)
     g = np.ones((4, 3))
     lap = np.ones(4)

@@ -95,7 +95,8 @@ class FitConfig:
             shells of the training positions (0: minibatches are epochs of the data; > 0:
             draws with replacement by `dp_cbe.radial_balance_probabilities`, and the
             validation loss is weighted alike; None: automatic).
-        n_steps: the step ceiling (with ``early_stop``) or the step count (without).
+        n_steps: the step ceiling (with ``early_stop``) or the step count (without); None:
+            automatic (`ceiling` is the resolved value).
         learning_rate: peak AdamW rate, reached after a linear warm-up of
             min(``warmup_steps``, n_steps // 5) steps.
         schedule: ``plateau``: constant rate, multiplied by ``lr_decay`` whenever the
@@ -129,15 +130,17 @@ class FitConfig:
     ``phi_mixture``               0                          16
     ``phi_mixture_mass``          0.01                       1.0
     ``radial_balance``            0.5                        1.0
+    ``n_steps`` (the ceiling)     6,000                      12,000
     ``ln_n_gradient``             ``network``                ``profile`` with groups of ≥ 4
                                                              velocities, else ``network``
     ============================  =========================  ==============================
 
     Exact gradients can be fitted to the edge of the volume, which takes a Φ that can follow
-    a steep outer fall (the mixture) and edge-weighted minibatches; with groups of 8
-    velocities and a tenth of the positions uniform in the volume this recovers a cored
-    sphere, a cusp and an anisotropic model to ≤ 0.025 in ln ρ and ≤ 1 % in acceleration in
-    every radial bin (benchmarks/results/cbe.md). With a flow's gradients the same freedom
+    a steep outer fall (the mixture), edge-weighted minibatches and, for a cusp, more than
+    6,000 steps; with groups of 8 velocities and a tenth of the positions uniform in the
+    volume this recovers a cored sphere, a cusp and an anisotropic model to ≤ 0.013 in ln ρ
+    and ≤ 1.02 % in acceleration in every radial bin of the volume, each converged within
+    10,000 steps (benchmarks/results/cbe.md). With a flow's gradients the same freedom
     fits the flow's errors at the edge (demo-om's outermost bin +0.30 → +0.58, the demo's
     centre −0.07 → −0.12), so estimated sets keep the plain network.
     """
@@ -169,7 +172,7 @@ class FitConfig:
     log_loss: bool = False
     batch_size: _Count = 1024
     radial_balance: _Fraction | None = None
-    n_steps: _Count = 6000
+    n_steps: _Count | None = None
     learning_rate: _Positive = 5e-3
     warmup_steps: _NonNegInt = 100
     final_lr_fraction: _Fraction = 0.0
@@ -225,11 +228,19 @@ class FitConfig:
             "phi_mixture": 16 if exact else 0,
             "phi_mixture_mass": 1.0 if exact else 0.01,
             "radial_balance": 1.0 if exact else 0.5,
+            "n_steps": 12000 if exact else 6000,
             "ln_n_gradient": "profile" if exact and group_size >= 4 else "network",
         }
         return dataclasses.replace(
             self, **{k: v for k, v in auto.items() if getattr(self, k) is None}
         )
+
+    @property
+    def ceiling(self) -> int:
+        """``n_steps`` of a resolved config (`resolved`; a `ValueError` before)."""
+        if self.n_steps is None:
+            raise ValueError("FitConfig.n_steps is automatic: resolve the config first")
+        return self.n_steps
 
     def to_dict(self) -> dict[str, Any]:
         """All fields as a plain (JSON-serialisable) dict."""

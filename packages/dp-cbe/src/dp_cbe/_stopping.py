@@ -89,7 +89,7 @@ class StoppingRule:
             (np.asarray(prev[0]), np.asarray(prev[1])), probe, shell
         )  # fmt: skip
         st["prev_probe"] = [np.asarray(probe[0]).tolist(), np.asarray(probe[1]).tolist()]
-        warm = step > min(cfg.warmup_steps, cfg.n_steps // 5)
+        warm = step > min(cfg.warmup_steps, cfg.ceiling // 5)
         st["stable"] = st["stable"] + 1 if (change < cfg.probe_tol and warm) else 0
         converged = st["stable"] >= cfg.patience and st["since_improve"] >= cfg.patience
         if (not converged and cfg.schedule == "plateau" and st["since_improve"] >= cfg.patience
@@ -102,12 +102,12 @@ class StoppingRule:
         """Learning rate of each optimiser step (0-based step indices)."""
         cfg = self.cfg
         steps = np.asarray(steps, np.float64)
-        warm = max(1, min(cfg.warmup_steps, cfg.n_steps // 5))
+        warm = max(1, min(cfg.warmup_steps, cfg.ceiling // 5))
         ramp = np.minimum(1.0, steps / warm) if cfg.warmup_steps > 0 else np.ones_like(steps)
         if cfg.schedule == "plateau":
             return cfg.learning_rate * self.state["lr_factor"] * ramp
         # cosine: linear warm-up, then cosine decay to final_lr_fraction at n_steps
-        t = np.clip((steps - warm) / max(1, cfg.n_steps - warm), 0.0, 1.0)
+        t = np.clip((steps - warm) / max(1, cfg.ceiling - warm), 0.0, 1.0)
         end = cfg.final_lr_fraction
         cos = end + (1.0 - end) * 0.5 * (1.0 + np.cos(np.pi * t))
         return cfg.learning_rate * np.where(steps < warm, ramp, cos)

@@ -290,12 +290,12 @@ def fit(
             out[i] = order[pos * bs_g : (pos + 1) * bs_g]
         return (out[:, :, None] * gk + np.arange(gk)).reshape(n, cfg.batch_size).astype(np.int32)
 
-    bar = tqdm(total=cfg.n_steps, initial=state["step"], disable=not progress,
+    bar = tqdm(total=cfg.ceiling, initial=state["step"], disable=not progress,
                desc=f"dp-cbe {method}", dynamic_ncols=True)  # fmt: skip
     try:
-        while state["step"] < cfg.n_steps and state["stop_reason"] is None:
+        while state["step"] < cfg.ceiling and state["stop_reason"] is None:
             s0 = state["step"]
-            k = min(cfg.eval_every, cfg.n_steps - s0)
+            k = min(cfg.eval_every, cfg.ceiling - s0)
             lrs = rule.learning_rates(np.arange(s0, s0 + k)).astype(np.float32)
             params, opt_state, auxs = run_chunk(
                 params, opt_state, train, jnp.asarray(indices(s0, k)), jnp.asarray(lrs)
@@ -326,7 +326,7 @@ def fit(
             state["converged"] = converged
             if converged and cfg.early_stop:
                 state["stop_reason"] = "converged"
-            elif state["step"] >= cfg.n_steps:
+            elif state["step"] >= cfg.ceiling:
                 state["stop_reason"] = "n_steps"
             bar.update(k)
             bar.set_postfix(loss=f"{tl:.4g}", val=f"{vl:.4g}", best=f"{state['best_val']:.4g}",
@@ -347,7 +347,7 @@ def fit(
         last = (state["history"]["probe_change"] or [None])[-1]
         warnings.warn(
             f"dp-cbe {method}: NOT CONVERGED after {state['step']} steps (n_steps = "
-            f"{cfg.n_steps}): the validation loss or Φ on the probe positions was still changing "
+            f"{cfg.ceiling}): the validation loss or Φ on the probe positions was still changing "
             f"(last relative probe change {last}, probe_tol {cfg.probe_tol}); the model may be "
             "inaccurate, first where orbits are slow (large radii). Refit with a larger n_steps "
             "(in a fresh out_dir), or a lower learning_rate if the losses oscillate.",
