@@ -1,0 +1,104 @@
+"""The p(v|x) flow's dispersion slope d ln σ/dr against the closed form, for an isotropic mock.
+
+For an isotropic DF the velocity dispersion is a function of Ψ = −Φ alone; for the Plummer
+sphere σ² = Ψ/6, so d ln σ/dr = ½ d ln Ψ/dr exactly, and that slope is (up to the shape term)
+the x-gradient of ln p(v|x) the potential fit turns into a force. This script reads a pipeline
+run folder and prints:
+
+1. the catalogue's own ⟨v²⟩/Ψ per 1-kpc bin (½ for the Plummer DF: the data's check);
+2. the committed conditional flow's scalar whitener σ(x): the median over 64 random rays of
+   d ln σ/dr, divided by the closed form, at r = 1, 2, 4, 7 kpc;
+3. with ``--refit``: the same ratio for whiteners refitted on the catalogue under several
+   settings (``dp_flows._whiten.fit_affine``), with their validation likelihoods.
+
+Usage:
+    .venv/bin/python benchmarks/whitener_slope.py RUN_DIR [--refit]
+
+RUN_DIR is a ``deep-potential run`` folder of a Plummer (``demo``) mock whose conditional flow
+uses scalar whitening (``flows/conditional/model``, ``mock/catalog.h5``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import dp_flows
+import dp_mock
+import jax
+import jax.numpy as jnp
+import numpy as np
+from dp_flows._flow import condition_features
+from dp_flows._train import _prepare
+from dp_flows._whiten import fit_affine
+
+RADII = (1.0, 2.0, 4.0, 7.0)
+
+
+def true_slope(truth, r: float, h: float = 1e-3) -> float:
+    """½ d ln Ψ/dr by central differences of the truth's potential (spherical: any ray)."""
+    psi = [-truth.potential(np.array([[r + s, 0.0, 0.0]]))[0] for s in (h, -h)]
+    return 0.5 * (np.log(psi[0]) - np.log(psi[1])) / (2 * h)
+
+
+def slope_ratios(affine, c_mean, c_std, log_r: bool, truth, rays: np.ndarray) -> list[float]:
+    """Median over rays of d ln σ/dr of a scalar whitener, over the closed form, per radius."""
+
+    def ln_sigma(x):
+        cs = condition_features(x[None], c_mean, c_std, log_r)
+        _, lower = affine(jnp.asarray(cs, jnp.float32))
+        return jnp.log(lower[0, 0, 0])
+
+    grad = jax.jit(jax.grad(ln_sigma))
+    out = []
+    for r in RADII:
+        fitted = np.median([float(jnp.dot(grad(jnp.asarray(r * d, jnp.float32)), d)) for d in rays])
+        out.append(fitted / true_slope(truth, r))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("run", help="a deep-potential run folder (Plummer mock, scalar whitening)")
+    ap.add_argument("--refit", action="store_true", help="also refit whiteners (minutes)")
+    args = ap.parse_args()
+    catalog = f"{args.run}/mock/catalog.h5"
+    stars, truth = dp_mock.read_catalog(catalog), dp_mock.load_truth(catalog)
+    x, v = np.asarray(stars["x"], float), np.asarray(stars["v"], float)
+    r, psi = np.linalg.norm(x, axis=1), -truth.potential(x)
+    print("catalogue: <v²>/Ψ per 1-kpc bin (1/2 for the Plummer DF)")
+    for a in range(int(np.ceil(r.max()))):
+        m = (r >= a) & (r < a + 1)
+        if m.sum() > 50:
+            q = (v[m] ** 2).sum(axis=1) / psi[m]
+            print(
+                f"  {a}-{a + 1} kpc: n {m.sum():6d}  {q.mean():.4f} ± {q.std() / np.sqrt(m.sum()):.4f}"
+            )
+    rays = np.random.default_rng(0).normal(size=(64, 3))
+    rays /= np.linalg.norm(rays, axis=1, keepdims=True)
+    radii = " ".join(f"{r:g}" for r in RADII)
+    flow = dp_flows.load_flow(f"{args.run}/flows/conditional/model")
+    if flow.whitener is None or flow.whitener.mode != "scalar":
+        raise SystemExit("the run's conditional flow has no scalar whitener")
+    ratios = slope_ratios(flow.whitener, flow.c_mean, flow.c_std, flow.cond_log_r, truth, rays)
+    print(f"committed flow's whitener: d ln σ/dr / closed form at r = {radii} kpc: "
+          + " ".join(f"{q:.3f}" for q in ratios))  # fmt: skip
+    if not args.refit:
+        return
+    cfg = dp_flows.FlowConfig(batch_size=4096)
+    prob = _prepare(v, x, None, cfg, 0, 1)
+    cf = condition_features(x, prob.c_mean, prob.c_std, False)
+    variants = [{}, {"n_steps": 12000}, {"width": 32}, {"batch_size": None},
+                {"degree": 2}, {"learning_rate": 1e-2, "n_steps": 6000}]  # fmt: skip
+    for kw in variants:
+        t = time.perf_counter()
+        settings = {"mode": "scalar", "width": 16, "depth": 1, "n_steps": 3000, **kw}
+        aff, stats = fit_affine(prob.z, cf, prob.w, prob.train_idx, prob.val_idx, seed=0,
+                                **settings)  # fmt: skip
+        q = slope_ratios(aff, prob.c_mean, prob.c_std, False, truth, rays)
+        print(f"refit {kw or 'defaults'}: " + " ".join(f"{v:.3f}" for v in q)
+              + f"  val NLL {float(stats['val_nll']):.6f} ({time.perf_counter() - t:.0f} s)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
