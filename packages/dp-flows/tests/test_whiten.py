@@ -204,3 +204,26 @@ def test_auto_whitening_follows_the_held_out_likelihood(case, mode, log_r):
     config = dp_flows.FlowConfig(n_epochs=1, whiten_steps=600, **SMALL)
     flow = dp_flows.fit_flow(v, condition=x, config=config, seed=0, progress=False)
     assert flow.whitener.mode == mode and flow.cond_log_r == log_r
+
+
+def test_whitener_batch_size_reaches_the_fit(monkeypatch):
+    """``FlowConfig.whiten_batch_size`` is what the whitening fit uses (None: full batch)."""
+    from dp_flows import _train
+
+    seen: list = []
+    real = _train.fit_affine
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["batch_size"])
+        return real(*args, **dict(kwargs, n_steps=2))
+
+    monkeypatch.setattr(_train, "fit_affine", spy)
+    rng = np.random.default_rng(0)
+    x, v = cond_gauss_sample(rng, 512)
+    for bs in (None, 128):
+        cfg = dp_flows.FlowConfig(whiten="scalar", cond_log_r=False, whiten_batch_size=bs)
+        prob = _train._prepare(v, x, None, cfg, 0, 1)
+        _train._whiten_data(prob, x, cfg, 0)
+    assert seen == [None, 128]
+    with pytest.raises(ValueError, match="whiten_batch_size"):
+        dp_flows.FlowConfig(whiten_batch_size=0)

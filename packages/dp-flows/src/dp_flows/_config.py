@@ -78,6 +78,11 @@ class FlowConfig:
         whiten_degree: if > 0, the whitening uses polynomials of the condition of this
             degree instead of the MLP.
         whiten_steps: AdamW steps of its Gaussian-likelihood fit.
+        whiten_batch_size: stars per step of that fit (None: every training star in every
+            step, a deterministic full-batch fit, ~4x slower). On the demo mock full batches
+            gave a scalar σ(x) whose radial slope is closer to the closed form (mean ratio
+            0.99–1.03 at 1–7 kpc over 3 seeds, against 0.94–1.09 with 4,096): a lead, not yet
+            the default (benchmarks/results/flows.md).
         cond_log_r: give the networks (vector field and whitener) of a conditional flow the
             log-radius of the condition as one more input (`dp_flows.condition_features`):
             ``True``, ``False``, or ``"auto"`` (default: fit the whitening with and without it
@@ -122,6 +127,7 @@ class FlowConfig:
     whiten_depth: _Count = 1
     whiten_degree: _NonNegInt = 0
     whiten_steps: _Count = 3000
+    whiten_batch_size: _Count | None = 4096
     cond_log_r: bool | Literal["auto"] = "auto"
     cond_jitter: _NonNeg = 0.0
     cond_penalty: _NonNeg = 0.0

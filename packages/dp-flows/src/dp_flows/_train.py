@@ -301,7 +301,8 @@ def _whiten_data(
         aff, stats = fit_affine(
             z, c_feat, w, train_idx, val_idx, mode=mode, width=config.whiten_width,
             depth=config.whiten_depth, degree=config.whiten_degree,
-            n_steps=config.whiten_steps, seed=seed, dtype=config.dtype,
+            n_steps=config.whiten_steps, batch_size=config.whiten_batch_size, seed=seed,
+            dtype=config.dtype,
         )  # fmt: skip
         return aff, stats, c_feat
 
