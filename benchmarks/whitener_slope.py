@@ -9,10 +9,13 @@ run folder and prints:
 2. the committed conditional flow's scalar whitener σ(x): the median over 64 random rays of
    d ln σ/dr, divided by the closed form, at r = 1, 2, 4, 7 kpc;
 3. with ``--refit``: the same ratio for whiteners refitted on the catalogue under several
-   settings (``dp_flows._whiten.fit_affine``), with their validation likelihoods.
+   settings (``dp_flows._whiten.fit_affine``), with their validation likelihoods;
+4. with ``--batch-sizes``: the default fit with those minibatch sizes (``full``: every
+   training star in every step), once per split seed in ``--seeds``.
 
 Usage:
     .venv/bin/python benchmarks/whitener_slope.py RUN_DIR [--refit]
+        [--batch-sizes 4096 32768 full --seeds 1 2 3]
 
 RUN_DIR is a ``deep-potential run`` folder of a Plummer (``demo``) mock whose conditional flow
 uses scalar whitening (``flows/conditional/model``, ``mock/catalog.h5``).
@@ -61,6 +64,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("run", help="a deep-potential run folder (Plummer mock, scalar whitening)")
     ap.add_argument("--refit", action="store_true", help="also refit whiteners (minutes)")
+    ap.add_argument("--batch-sizes", nargs="*", default=[], help="e.g. 4096 32768 full")
+    ap.add_argument("--seeds", nargs="*", type=int, default=[1, 2, 3])
     args = ap.parse_args()
     catalog = f"{args.run}/mock/catalog.h5"
     stars, truth = dp_mock.read_catalog(catalog), dp_mock.load_truth(catalog)
@@ -83,9 +88,18 @@ def main() -> None:
     ratios = slope_ratios(flow.whitener, flow.c_mean, flow.c_std, flow.cond_log_r, truth, rays)
     print(f"committed flow's whitener: d ln σ/dr / closed form at r = {radii} kpc: "
           + " ".join(f"{q:.3f}" for q in ratios))  # fmt: skip
+    cfg = dp_flows.FlowConfig(batch_size=4096)
+    for bs in args.batch_sizes:
+        for seed in args.seeds:
+            prob = _prepare(v, x, None, cfg, seed, 1)
+            cf = condition_features(x, prob.c_mean, prob.c_std, False)
+            aff, _ = fit_affine(prob.z, cf, prob.w, prob.train_idx, prob.val_idx, seed=seed,
+                                mode="scalar", width=16, depth=1, n_steps=3000,
+                                batch_size=None if bs == "full" else int(bs))  # fmt: skip
+            q = slope_ratios(aff, prob.c_mean, prob.c_std, False, truth, rays)
+            print(f"batch {bs}, split seed {seed}: " + " ".join(f"{v:.3f}" for v in q))
     if not args.refit:
         return
-    cfg = dp_flows.FlowConfig(batch_size=4096)
     prob = _prepare(v, x, None, cfg, 0, 1)
     cf = condition_features(x, prob.c_mean, prob.c_std, False)
     variants = [{}, {"n_steps": 12000}, {"width": 32}, {"batch_size": None},
