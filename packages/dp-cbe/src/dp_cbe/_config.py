@@ -120,8 +120,9 @@ class FitConfig:
             ``boost+rotation`` (the rigid velocity field u₀ + Ω × x). The fitted parameters
             start at 0, train with Φ and are reported by `PotentialSolution.frame`.
 
-    Automatic settings: ``phi_mixture``, ``phi_mixture_mass``, ``radial_balance`` and
-    ``ln_n_gradient`` are None by default and `fit` chooses them from the gradient set
+    Automatic settings: ``phi_mixture``, ``phi_mixture_mass``, ``radial_balance``,
+    ``n_steps`` and ``ln_n_gradient`` are None by default and `fit` chooses them from the
+    gradient set
     (`FitConfig.resolved`; the model's ``hyperparameters.json`` records the values used):
 
     ============================  =========================  ==============================
