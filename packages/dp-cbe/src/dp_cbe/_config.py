@@ -122,8 +122,8 @@ class FitConfig:
 
     Automatic settings: ``phi_mixture``, ``phi_mixture_mass``, ``radial_balance``,
     ``n_steps`` and ``ln_n_gradient`` are None by default and `fit` chooses them from the
-    gradient set
-    (`FitConfig.resolved`; the model's ``hyperparameters.json`` records the values used):
+    gradient set (`FitConfig.resolved`; the model's ``hyperparameters.json`` records the
+    values used):
 
     ============================  =========================  ==============================
     gradient set                  estimated (a flow's)       exact (``GradientSet.exact``)
