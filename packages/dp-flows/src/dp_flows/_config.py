@@ -79,10 +79,10 @@ class FlowConfig:
             degree instead of the MLP.
         whiten_steps: AdamW steps of its Gaussian-likelihood fit.
         whiten_batch_size: stars per step of that fit (None: every training star in every
-            step, a deterministic full-batch fit, ~4x slower). On the demo mock full batches
-            gave a scalar σ(x) whose radial slope is closer to the closed form (mean ratio
-            0.99–1.03 at 1–7 kpc over 3 seeds, against 0.94–1.09 with 4,096): a lead, not yet
-            the default (benchmarks/results/flows.md).
+            step, a deterministic full-batch fit, ~4x slower). Measured on the demo mock: refits
+            with full batches gave σ(x) slopes nearer the closed form on three split seeds, but
+            the end-to-end demo with them was no better (median Δln ρ −0.19 … −0.03 against
+            −0.07 … +0.07), so 4,096 stays the default (benchmarks/results/flows.md).
         cond_log_r: give the networks (vector field and whitener) of a conditional flow the
             log-radius of the condition as one more input (`dp_flows.condition_features`):
             ``True``, ``False``, or ``"auto"`` (default: fit the whitening with and without it

@@ -204,8 +204,9 @@ def fit_affine(
             Measured on the demo mock: no better in the median error of ∇ ln det L, but the
             radial slope of a scalar σ(x) against the closed form, averaged over split seeds,
             is 0.99 0.99 1.02 1.03 at 1, 2, 4, 7 kpc with full batches (3 seeds) against
-            0.94 0.95 0.98 1.09 with 4,096 (5 seeds) and 0.94 0.96 0.98 1.05 with 32,768 (3)
-            (benchmarks/results/flows.md).
+            0.94 0.95 0.98 1.09 with 4,096 (5 seeds) and 0.94 0.96 0.98 1.05 with 32,768 (3);
+            the pipeline's own full-batch whitener was 0.92 0.97 0.97 1.00 and its demo no
+            better (benchmarks/results/flows.md).
         seed: the initialisation and minibatch order derive from it alone.
 
     Returns:
