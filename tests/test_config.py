@@ -131,6 +131,13 @@ def test_bootstrap_needs_an_ensemble_and_resamples_each_member(monkeypatch, tmp_
     d["flows"]["conditional_members"] = 2
     cfg = config_from_dict(d)
     assert cfg.conditional_bootstrap and cfg.conditional_flows == ("conditional", "conditional_m1")
+    # unset: on for an ensemble, off for one flow; an explicit false keeps seeds alone
+    del d["flows"]["conditional_bootstrap"]
+    assert config_from_dict(d).conditional_bootstrap
+    d["flows"]["conditional_bootstrap"] = False
+    assert not config_from_dict(d).conditional_bootstrap
+    assert not config_from_dict(_base()).conditional_bootstrap
+    d["flows"]["conditional_bootstrap"] = True
 
     counts = _stages.bootstrap_counts(10_000, 5)
     assert counts.sum() == 10_000 and np.array_equal(counts, _stages.bootstrap_counts(10_000, 5))

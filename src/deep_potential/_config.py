@@ -71,8 +71,9 @@ class FlowsSection:
     vanilla_weight_clip: Annotated[float, Field(ge=1)] = 100.0
     conditional_members: Annotated[int, Field(ge=1, le=64)] = 1
     # each member trains on its own bootstrap resample of the stars, so that the members'
-    # spread (the error band) includes the catalogue's sampling noise, not only the training's
-    conditional_bootstrap: bool = False
+    # spread (the error band) includes the catalogue's sampling noise, not only the training's;
+    # unset: on for an ensemble (members >= 2)
+    conditional_bootstrap: bool | None = None
 
     def __post_init__(self) -> None:
         if self.conditional_bootstrap and self.conditional_members < 2:
@@ -128,7 +129,9 @@ class PipelineConfig:
             one flow). Gradients are their robust mean; with ``[report] bands`` every member
             also gets its own conditional potential fit, whose spread is the error band.
         conditional_bootstrap: each member trains on its own bootstrap resample of the stars
-            (multinomial counts as weights), so the band includes the catalogue's noise.
+            (multinomial counts as weights), so the band includes the catalogue's noise (the
+            default for an ensemble: with seeds alone the band was 5–13 times too narrow at
+            the demo's edge, benchmarks/RESULTS.md).
         cbe: method -> ``dp_cbe.FitConfig`` (shared ``[cbe]`` keys merged with ``[cbe.METHOD]``).
     """
 
@@ -321,13 +324,10 @@ def _parse_flows(raw: Any) -> tuple[Any, Any, float, int, bool]:
     own = _own_section(FlowsSection, raw, "flows", also=("spatial", "conditional"))
     spatial = _package_config(dp_flows.FlowConfig, tables.get("spatial", {}), "flows.spatial")
     cond = _package_config(dp_flows.FlowConfig, tables.get("conditional", {}), "flows.conditional")
-    return (
-        spatial,
-        cond,
-        own.vanilla_weight_clip,
-        own.conditional_members,
-        own.conditional_bootstrap,
-    )
+    bootstrap = own.conditional_bootstrap
+    if bootstrap is None:  # unset: resample the stars whenever there is an ensemble
+        bootstrap = own.conditional_members > 1
+    return spatial, cond, own.vanilla_weight_clip, own.conditional_members, bootstrap
 
 
 def _parse_cbe(raw: Any, methods: tuple[str, ...]) -> dict[str, Any]:
