@@ -333,6 +333,8 @@ def main() -> None:
     ap.add_argument("--diagnose", action="store_true",
                     help="per radial bin: train vs validation CBE loss of the final model")  # fmt: skip
     args = ap.parse_args()
+    if not 0.0 <= args.uniform_fraction <= 1.0:
+        ap.error(f"--uniform-fraction must be in [0, 1], got {args.uniform_fraction}")
     overrides = {k: _value(v) for k, v in (s.split("=", 1) for s in args.set)}
     args.workdir.mkdir(parents=True, exist_ok=True)
     print(f"jax {jax.__version__}, devices {jax.devices()}, n = {args.n}, {load()}")

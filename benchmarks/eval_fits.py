@@ -22,6 +22,8 @@ import dp_cbe
 import dp_mock
 import numpy as np
 
+from deep_potential._metrics import uniform_ball
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -35,10 +37,8 @@ def main() -> None:
     truth = dp_mock.load_truth(args.catalog)
     rng = np.random.default_rng(args.seed)
     x = np.empty((0, 3))
-    while len(x) < args.n:
-        d = rng.normal(size=(4 * args.n, 3))
-        d /= np.linalg.norm(d, axis=1, keepdims=True)
-        pts = d * (truth.r_max * rng.uniform(size=4 * args.n) ** (1 / 3))[:, None]
+    while len(x) < args.n:  # the report's sampler, kept until n points pass the cut
+        pts = uniform_ball(rng, 4 * args.n, truth.r_max)
         x = np.concatenate([x, pts[truth.selection(pts) > 0.01]])
     x = x[: args.n]
     which = np.minimum((np.linalg.norm(x, axis=1) / truth.r_max * args.bins).astype(int),

@@ -36,6 +36,7 @@ from dp_flows._train import _prepare
 from dp_flows._whiten import fit_affine
 
 RADII = (1.0, 2.0, 4.0, 7.0)
+WHITENER = {"mode": "scalar", "width": 16, "depth": 1, "n_steps": 3000}  # FlowConfig defaults
 
 
 def true_slope(truth, r: float, h: float = 1e-3) -> float:
@@ -89,29 +90,28 @@ def main() -> None:
     print(f"committed flow's whitener: d ln σ/dr / closed form at r = {radii} kpc: "
           + " ".join(f"{q:.3f}" for q in ratios))  # fmt: skip
     cfg = dp_flows.FlowConfig(batch_size=4096)
+
+    def refit(seed: int, **changes) -> tuple[list[float], float]:
+        """A scalar whitener fitted on the catalogue (split and initialisation from seed)."""
+        prob = _prepare(v, x, None, cfg, seed, 1)
+        cf = condition_features(x, prob.c_mean, prob.c_std, False)
+        aff, stats = fit_affine(prob.z, cf, prob.w, prob.train_idx, prob.val_idx, seed=seed,
+                                **(WHITENER | changes))  # fmt: skip
+        return slope_ratios(aff, prob.c_mean, prob.c_std, False, truth, rays), stats["val_nll"]
+
     for bs in args.batch_sizes:
         for seed in args.seeds:
-            prob = _prepare(v, x, None, cfg, seed, 1)
-            cf = condition_features(x, prob.c_mean, prob.c_std, False)
-            aff, _ = fit_affine(prob.z, cf, prob.w, prob.train_idx, prob.val_idx, seed=seed,
-                                mode="scalar", width=16, depth=1, n_steps=3000,
-                                batch_size=None if bs == "full" else int(bs))  # fmt: skip
-            q = slope_ratios(aff, prob.c_mean, prob.c_std, False, truth, rays)
-            print(f"batch {bs}, split seed {seed}: " + " ".join(f"{v:.3f}" for v in q))
+            q, _ = refit(seed, batch_size=None if bs == "full" else int(bs))
+            print(f"batch {bs}, split seed {seed}: " + " ".join(f"{qq:.3f}" for qq in q))
     if not args.refit:
         return
-    prob = _prepare(v, x, None, cfg, 0, 1)
-    cf = condition_features(x, prob.c_mean, prob.c_std, False)
     variants = [{}, {"n_steps": 12000}, {"width": 32}, {"batch_size": None},
                 {"degree": 2}, {"learning_rate": 1e-2, "n_steps": 6000}]  # fmt: skip
     for kw in variants:
         t = time.perf_counter()
-        settings = {"mode": "scalar", "width": 16, "depth": 1, "n_steps": 3000, **kw}
-        aff, stats = fit_affine(prob.z, cf, prob.w, prob.train_idx, prob.val_idx, seed=0,
-                                **settings)  # fmt: skip
-        q = slope_ratios(aff, prob.c_mean, prob.c_std, False, truth, rays)
-        print(f"refit {kw or 'defaults'}: " + " ".join(f"{v:.3f}" for v in q)
-              + f"  val NLL {float(stats['val_nll']):.6f} ({time.perf_counter() - t:.0f} s)")  # fmt: skip
+        q, val_nll = refit(0, **kw)
+        print(f"refit {kw or 'defaults'}: " + " ".join(f"{qq:.3f}" for qq in q)
+              + f"  val NLL {float(val_nll):.6f} ({time.perf_counter() - t:.0f} s)")  # fmt: skip
 
 
 if __name__ == "__main__":

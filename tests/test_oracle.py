@@ -65,4 +65,5 @@ def test_oracle_drops_whole_groups(truth) -> None:
     v[5] = [5000.0, 0.0, 0.0]  # the second group's second velocity: beyond escape
     o = oracle_gradients(x, v, "p_v_given_x", tr, group_size=4)
     assert o.group_size == 4 and len(o) == 28
+    assert o.exact  # closed-form gradients: dp-cbe's fit takes its exact-gradient settings
     np.testing.assert_array_equal(o.x, np.delete(x, np.s_[4:8], axis=0))
