@@ -105,21 +105,11 @@ int AssignmentSolver::augment_all(const double* cost, int64_t nr, int64_t nc,
   return kOk;
 }
 
-// Column reduction v_j = min_i c_ij (first such row in imin), scanned row by row so it
-// vectorizes. Returns the number of rows that are no column's argmin.
+// Column reduction v_j = min_i c_ij (first such row in imin; a SIMD kernel). Returns the
+// number of rows that are no column's argmin.
 int64_t AssignmentSolver::column_reduction(const double* cost, int64_t n) {
-  imin_.assign(n, 0);
-  std::copy(cost, cost + n, v_.begin());
-  for (int64_t i = 1; i < n; ++i) {
-    const double* row = cost + i * n;
-    double* vv = v_.data();
-    int64_t* im = imin_.data();
-    for (int64_t j = 0; j < n; ++j) {
-      const bool lt = row[j] < vv[j];
-      vv[j] = lt ? row[j] : vv[j];
-      im[j] = lt ? i : im[j];
-    }
-  }
+  imin_.resize(n);
+  detail::colmin_kernel()(cost, n, v_.data(), imin_.data());
   std::fill(matches_.begin(), matches_.end(), 0);
   for (int64_t j = 0; j < n; ++j) ++matches_[imin_[j]];
   int64_t unmatched = 0;

@@ -69,6 +69,25 @@ inline void two_smallest(const double* vals, int nv, double* m1, double* m2) {
   *m2 = b;
 }
 
+// Columns [j0, n) of the column reduction, one column at a time (the SIMD kernels' tail).
+void colmin_cols(const double* c, int64_t n, int64_t j0, double* v, int64_t* imin) {
+  for (int64_t j = j0; j < n; ++j) {
+    double m = c[j];
+    int64_t im = 0;
+    for (int64_t i = 1; i < n; ++i) {
+      const double x = c[i * n + j];
+      im = x < m ? i : im;
+      m = x < m ? x : m;
+    }
+    v[j] = m;
+    imin[j] = im;
+  }
+}
+
+[[maybe_unused]] void colmin_portable(const double* c, int64_t n, double* v, int64_t* imin) {
+  colmin_cols(c, n, 0, v, imin);
+}
+
 [[maybe_unused]] int64_t tight_list_portable(const double* c, const double* v, double thr,
                                              int64_t n, int64_t* out) {
   int64_t count = 0;
@@ -106,6 +125,65 @@ __attribute__((target("avx2"))) int64_t tight_list_avx2(const double* c, const d
   for (; k < n; ++k)
     if ((c[k] - v[k]) <= thr) out[count++] = k;
   return count;
+}
+
+// Column reduction, 8 (SSE2) or 16 (AVX2) columns at a time held in registers while the rows
+// stream past: m = min(x, m) (== x < m ? x : m) and the row index taken where x < m, so the
+// first row attaining the minimum wins, as in colmin_cols.
+void colmin_sse2(const double* c, int64_t n, double* v, int64_t* imin) {
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    const double* p = c + j;
+    __m128d m[4];
+    __m128i im[4];
+    for (int q = 0; q < 4; ++q) {
+      m[q] = _mm_loadu_pd(p + 2 * q);
+      im[q] = _mm_setzero_si128();
+    }
+    for (int64_t i = 1; i < n; ++i) {
+      p += n;
+      const __m128i ii = _mm_set1_epi64x(i);
+      for (int q = 0; q < 4; ++q) {
+        const __m128d x = _mm_loadu_pd(p + 2 * q);
+        const __m128i lt = _mm_castpd_si128(_mm_cmplt_pd(x, m[q]));
+        m[q] = _mm_min_pd(x, m[q]);
+        im[q] = _mm_or_si128(_mm_and_si128(lt, ii), _mm_andnot_si128(lt, im[q]));
+      }
+    }
+    for (int q = 0; q < 4; ++q) {
+      _mm_storeu_pd(v + j + 2 * q, m[q]);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(imin + j + 2 * q), im[q]);
+    }
+  }
+  colmin_cols(c, n, j, v, imin);
+}
+
+__attribute__((target("avx2"))) void colmin_avx2(const double* c, int64_t n, double* v,
+                                                  int64_t* imin) {
+  int64_t j = 0;
+  for (; j + 16 <= n; j += 16) {
+    const double* p = c + j;
+    __m256d m[4], im[4];  // im: int64 row indices, blended as doubles (bitwise)
+    for (int q = 0; q < 4; ++q) {
+      m[q] = _mm256_loadu_pd(p + 4 * q);
+      im[q] = _mm256_setzero_pd();
+    }
+    for (int64_t i = 1; i < n; ++i) {
+      p += n;
+      const __m256d ii = _mm256_castsi256_pd(_mm256_set1_epi64x(i));
+      for (int q = 0; q < 4; ++q) {
+        const __m256d x = _mm256_loadu_pd(p + 4 * q);
+        const __m256d lt = _mm256_cmp_pd(x, m[q], _CMP_LT_OQ);
+        m[q] = _mm256_min_pd(x, m[q]);
+        im[q] = _mm256_blendv_pd(im[q], ii, lt);
+      }
+    }
+    for (int q = 0; q < 4; ++q) {
+      _mm256_storeu_pd(v + j + 4 * q, m[q]);
+      _mm256_storeu_pd(reinterpret_cast<double*>(imin + j + 4 * q), im[q]);
+    }
+  }
+  colmin_cols(c, n, j, v, imin);
 }
 
 // x86-64 baseline (SSE2, always present): the portable path on x86.
@@ -226,29 +304,53 @@ __attribute__((target("avx2"))) int64_t relax_avx2(const double* c, const double
   return 0;
 }
 
+// Merge two per-lane (smallest, second smallest) pairs of multisets into (a, b).
+__attribute__((target("avx2"))) inline void merge_two_smallest(__m256d& a, __m256d& b,
+                                                                __m256d a2, __m256d b2) {
+  b = _mm256_min_pd(_mm256_min_pd(b, b2), _mm256_max_pd(a, a2));
+  a = _mm256_min_pd(a, a2);
+}
+
 __attribute__((target("avx2"))) void rowmin2_avx2(const double* c, const double* v, int64_t n,
                                                    double* m1, int64_t* j1, double* m2) {
-  // As rowmin2_sse2 with 4-wide lanes: branch-free min/max pass, then an early-exit index pass.
+  // Four independent 4-wide (smallest, second smallest) accumulators (the min/max chains are
+  // latency-bound otherwise), merged in registers; then the early-exit index pass.
   const __m256d inf = _mm256_set1_pd(kInf);
-  __m256d a0 = inf, b0 = inf, a1 = inf, b1 = inf;
+  __m256d a0 = inf, b0 = inf, a1 = inf, b1 = inf, a2 = inf, b2 = inf, a3 = inf, b3 = inf;
   int64_t k = 0;
-  for (; k + 8 <= n; k += 8) {
+  for (; k + 16 <= n; k += 16) {
     const __m256d h0 = _mm256_sub_pd(_mm256_loadu_pd(c + k), _mm256_loadu_pd(v + k));
     const __m256d h1 = _mm256_sub_pd(_mm256_loadu_pd(c + k + 4), _mm256_loadu_pd(v + k + 4));
+    const __m256d h2 = _mm256_sub_pd(_mm256_loadu_pd(c + k + 8), _mm256_loadu_pd(v + k + 8));
+    const __m256d h3 = _mm256_sub_pd(_mm256_loadu_pd(c + k + 12), _mm256_loadu_pd(v + k + 12));
     b0 = _mm256_min_pd(b0, _mm256_max_pd(a0, h0));
     b1 = _mm256_min_pd(b1, _mm256_max_pd(a1, h1));
+    b2 = _mm256_min_pd(b2, _mm256_max_pd(a2, h2));
+    b3 = _mm256_min_pd(b3, _mm256_max_pd(a3, h3));
     a0 = _mm256_min_pd(a0, h0);
     a1 = _mm256_min_pd(a1, h1);
+    a2 = _mm256_min_pd(a2, h2);
+    a3 = _mm256_min_pd(a3, h3);
   }
-  alignas(32) double vals[24];
-  _mm256_store_pd(vals, a0);
-  _mm256_store_pd(vals + 4, b0);
-  _mm256_store_pd(vals + 8, a1);
-  _mm256_store_pd(vals + 12, b1);
-  int nv = 16;
-  for (int64_t t = k; t < n; ++t) vals[nv++] = c[t] - v[t];
-  two_smallest(vals, nv, m1, m2);
-  const __m256d vb = _mm256_set1_pd(*m1);
+  for (; k + 4 <= n; k += 4) {
+    const __m256d h = _mm256_sub_pd(_mm256_loadu_pd(c + k), _mm256_loadu_pd(v + k));
+    b0 = _mm256_min_pd(b0, _mm256_max_pd(a0, h));
+    a0 = _mm256_min_pd(a0, h);
+  }
+  merge_two_smallest(a0, b0, a1, b1);
+  merge_two_smallest(a2, b2, a3, b3);
+  merge_two_smallest(a0, b0, a2, b2);
+  merge_two_smallest(a0, b0, _mm256_permute2f128_pd(a0, a0, 1), _mm256_permute2f128_pd(b0, b0, 1));
+  merge_two_smallest(a0, b0, _mm256_permute_pd(a0, 5), _mm256_permute_pd(b0, 5));
+  double x = _mm256_cvtsd_f64(a0), y = _mm256_cvtsd_f64(b0);
+  for (; k < n; ++k) {
+    const double h = c[k] - v[k];
+    y = std::min(y, std::max(x, h));
+    x = std::min(x, h);
+  }
+  *m1 = x;
+  *m2 = y;
+  const __m256d vb = _mm256_set1_pd(x);
   int64_t q = 0;
   for (; q + 4 <= n; q += 4) {
     const __m256d hq = _mm256_sub_pd(_mm256_loadu_pd(c + q), _mm256_loadu_pd(v + q));
@@ -259,7 +361,7 @@ __attribute__((target("avx2"))) void rowmin2_avx2(const double* c, const double*
     }
   }
   for (; q < n; ++q)
-    if (c[q] - v[q] == *m1) break;
+    if (c[q] - v[q] == x) break;
   *j1 = q;
 }
 #endif
@@ -268,23 +370,52 @@ bool g_enabled = true;
 
 }  // namespace
 
-bool all_finite(const double* x, int64_t n) {
-  int64_t k = 0;
+namespace {
 #ifdef DPOT_X86
-  __m128d a0 = _mm_setzero_pd(), a1 = a0;
-  for (; k + 4 <= n; k += 4) {
-    const __m128d x0 = _mm_loadu_pd(x + k), x1 = _mm_loadu_pd(x + k + 2);
-    a0 = _mm_add_pd(a0, _mm_sub_pd(x0, x0));  // NaN propagates through the sum
-    a1 = _mm_add_pd(a1, _mm_sub_pd(x1, x1));
-  }
+// x - x is 0 for finite x and NaN otherwise; NaN propagates through the sums. Four independent
+// accumulators, so the pass is not bound by the add latency.
+bool all_finite_sse2(const double* x, int64_t n) {
+  __m128d a[4] = {_mm_setzero_pd(), _mm_setzero_pd(), _mm_setzero_pd(), _mm_setzero_pd()};
+  int64_t k = 0;
+  for (; k + 8 <= n; k += 8)
+    for (int q = 0; q < 4; ++q) {
+      const __m128d y = _mm_loadu_pd(x + k + 2 * q);
+      a[q] = _mm_add_pd(a[q], _mm_sub_pd(y, y));
+    }
   alignas(16) double s[2];
-  _mm_store_pd(s, _mm_add_pd(a0, a1));
+  _mm_store_pd(s, _mm_add_pd(_mm_add_pd(a[0], a[1]), _mm_add_pd(a[2], a[3])));
   double acc = s[0] + s[1];
-#else
-  double acc = 0.0;
-#endif
   for (; k < n; ++k) acc += x[k] - x[k];
   return acc == 0.0;
+}
+
+__attribute__((target("avx2"))) bool all_finite_avx2(const double* x, int64_t n) {
+  __m256d a[4] = {_mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd(),
+                  _mm256_setzero_pd()};
+  int64_t k = 0;
+  for (; k + 16 <= n; k += 16)
+    for (int q = 0; q < 4; ++q) {
+      const __m256d y = _mm256_loadu_pd(x + k + 4 * q);
+      a[q] = _mm256_add_pd(a[q], _mm256_sub_pd(y, y));
+    }
+  alignas(32) double s[4];
+  _mm256_store_pd(s, _mm256_add_pd(_mm256_add_pd(a[0], a[1]), _mm256_add_pd(a[2], a[3])));
+  double acc = (s[0] + s[1]) + (s[2] + s[3]);
+  for (; k < n; ++k) acc += x[k] - x[k];
+  return acc == 0.0;
+}
+#endif
+}  // namespace
+
+bool all_finite(const double* x, int64_t n) {
+#ifdef DPOT_X86
+  if (g_enabled && __builtin_cpu_supports("avx2")) return all_finite_avx2(x, n);
+  return all_finite_sse2(x, n);
+#else
+  double acc = 0.0;
+  for (int64_t k = 0; k < n; ++k) acc += x[k] - x[k];
+  return acc == 0.0;
+#endif
 }
 
 RelaxFn relax_kernel() {
@@ -302,6 +433,15 @@ TightListFn tight_list_kernel() {
   return tight_list_sse2;
 #else
   return tight_list_portable;
+#endif
+}
+
+ColMinFn colmin_kernel() {
+#ifdef DPOT_X86
+  if (g_enabled && __builtin_cpu_supports("avx2")) return colmin_avx2;
+  return colmin_sse2;
+#else
+  return colmin_portable;
 #endif
 }
 

@@ -30,6 +30,12 @@ using TightListFn = int64_t (*)(const double* c, const double* v, double thr, in
 
 TightListFn tight_list_kernel();
 
+/// Column reduction of a square n x n row-major matrix: v[j] = min_i c[i][j] and imin[j] the
+/// first row attaining it.
+using ColMinFn = void (*)(const double* c, int64_t n, double* v, int64_t* imin);
+
+ColMinFn colmin_kernel();
+
 /// True when no entry is NaN or +-inf (branch-free: x - x is 0 exactly for finite x).
 bool all_finite(const double* x, int64_t n);
 

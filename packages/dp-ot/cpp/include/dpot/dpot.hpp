@@ -2,7 +2,9 @@
 // minibatch-OT pairing kernel. Plain C++17, no Python headers.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <new>
 #include <vector>
 
 namespace dpot {
@@ -37,6 +39,29 @@ enum class Method {
   kSap,         ///< shortest augmenting paths from v = 0, rows in order (any nr <= nc, +inf ok)
   kScipyOrder,  ///< shortest augmenting paths with scipy's scan order and tie rule (scalar)
 };
+
+namespace detail {
+/// 64-byte aligned storage for the arrays the SIMD kernels stream through (no split loads).
+template <class T>
+struct Aligned64 {
+  using value_type = T;
+  Aligned64() = default;
+  template <class U>
+  Aligned64(const Aligned64<U>&) {}
+  T* allocate(std::size_t k) {
+    return static_cast<T*>(::operator new(k * sizeof(T), std::align_val_t{64}));
+  }
+  void deallocate(T* p, std::size_t) { ::operator delete(p, std::align_val_t{64}); }
+  template <class U>
+  bool operator==(const Aligned64<U>&) const {
+    return true;
+  }
+  template <class U>
+  bool operator!=(const Aligned64<U>&) const {
+    return false;
+  }
+};
+}  // namespace detail
 
 /// Reusable workspace for repeated solves of the same size (one per thread).
 class AssignmentSolver {
@@ -78,7 +103,8 @@ class AssignmentSolver {
   void write_out(const double* cost, int64_t nr, int64_t nc, int64_t* col4row, double* u,
                  double* v) const;
 
-  std::vector<double> v_, u_, d_, pred_, dsave_, vsave_;
+  std::vector<double, detail::Aligned64<double>> v_, d_;
+  std::vector<double> u_, pred_, dsave_, vsave_;
   std::vector<int64_t> row4col_, col4row_, done_, free_, srow_, remaining_, path_, imin_, matches_;
   std::vector<char> scanned_row_;
 };
