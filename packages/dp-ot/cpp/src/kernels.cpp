@@ -1,7 +1,9 @@
-// Relaxation, row-scan and tight-count kernels: a portable scalar version (non-x86 builds), the
-// x86-64 SSE2 baseline and an AVX2 version selected at run time with __builtin_cpu_supports (no -march flags needed; the
-// AVX2 code is compiled per function). Every variant returns bit-identical results (no FMA:
-// -ffp-contract=off; min/max/compare only, same operation order per element).
+// Relaxation, row-scan, column-reduction and tight-list kernels: a portable scalar version
+// (non-x86 builds), the x86-64 SSE2 baseline and an AVX2 + FMA version selected at run time with
+// __builtin_cpu_supports (no -march flags needed; the AVX2 code is compiled per function). Every
+// variant returns bit-identical results: no contraction (-ffp-contract=off), min/max/compare
+// only, the same operation order per element, and the AVX2 subtractions done as
+// fnmadd(b, 1, a), which rounds exactly as a - b (see fsub).
 #include "kernels.hpp"
 
 #include <algorithm>
@@ -98,6 +100,14 @@ void colmin_cols(const double* c, int64_t n, int64_t j0, double* v, int64_t* imi
 
 #ifdef DPOT_X86
 
+// a - b on the FMA ports: fnmadd(b, 1, a) = round(a - b * 1) = round(a - b), bit for bit the
+// subtraction (b * 1 is exact and the FMA rounds once), including signed zeros and infinities.
+// On AMD Zen 4 subtraction, min and max share two pipes while FMAs run on two others, so the
+// AVX2 scans (two or three min/max per element) move their subtractions there.
+__attribute__((target("avx2,fma"))) inline __m256d fsub(__m256d a, __m256d b) {
+  return _mm256_fnmadd_pd(b, _mm256_set1_pd(1.0), a);
+}
+
 int64_t tight_list_sse2(const double* c, const double* v, double thr, int64_t n, int64_t* out) {
   const __m128d vt = _mm_set1_pd(thr);
   int64_t count = 0;
@@ -112,13 +122,13 @@ int64_t tight_list_sse2(const double* c, const double* v, double thr, int64_t n,
   return count;
 }
 
-__attribute__((target("avx2"))) int64_t tight_list_avx2(const double* c, const double* v,
+__attribute__((target("avx2,fma"))) int64_t tight_list_avx2(const double* c, const double* v,
                                                          double thr, int64_t n, int64_t* out) {
   const __m256d vt = _mm256_set1_pd(thr);
   int64_t count = 0;
   int64_t k = 0;
   for (; k + 4 <= n; k += 4) {
-    const __m256d h = _mm256_sub_pd(_mm256_loadu_pd(c + k), _mm256_loadu_pd(v + k));
+    const __m256d h = fsub(_mm256_loadu_pd(c + k), _mm256_loadu_pd(v + k));
     unsigned m = static_cast<unsigned>(_mm256_movemask_pd(_mm256_cmp_pd(h, vt, _CMP_LE_OQ)));
     for (; m; m &= m - 1) out[count++] = k + __builtin_ctz(m);
   }
@@ -263,7 +273,7 @@ void rowmin2_sse2(const double* c, const double* v, int64_t n, double* m1, int64
   *j1 = q;
 }
 
-__attribute__((target("avx2"))) int64_t relax_avx2(const double* c, const double* v, double h,
+__attribute__((target("avx2,fma"))) int64_t relax_avx2(const double* c, const double* v, double h,
                                                     double* d, int64_t n, double* dmin) {
   // Pass 1 (branch-free): update d and track the minimum value only (short dependency chain).
   // Pass 2: first index holding that value (early exit). Same result as relax_portable.
@@ -272,9 +282,9 @@ __attribute__((target("avx2"))) int64_t relax_avx2(const double* c, const double
   int64_t k = 0;
   for (; k + 8 <= n; k += 8) {
     const __m256d c0 =
-        _mm256_sub_pd(_mm256_sub_pd(_mm256_loadu_pd(c + k), _mm256_loadu_pd(v + k)), vh);
+        fsub(fsub(_mm256_loadu_pd(c + k), _mm256_loadu_pd(v + k)), vh);
     const __m256d c1 =
-        _mm256_sub_pd(_mm256_sub_pd(_mm256_loadu_pd(c + k + 4), _mm256_loadu_pd(v + k + 4)), vh);
+        fsub(fsub(_mm256_loadu_pd(c + k + 4), _mm256_loadu_pd(v + k + 4)), vh);
     const __m256d d0 = _mm256_min_pd(c0, _mm256_loadu_pd(d + k));  // == (c0 < d ? c0 : d)
     const __m256d d1 = _mm256_min_pd(c1, _mm256_loadu_pd(d + k + 4));
     _mm256_storeu_pd(d + k, d0);
@@ -305,13 +315,13 @@ __attribute__((target("avx2"))) int64_t relax_avx2(const double* c, const double
 }
 
 // Merge two per-lane (smallest, second smallest) pairs of multisets into (a, b).
-__attribute__((target("avx2"))) inline void merge_two_smallest(__m256d& a, __m256d& b,
+__attribute__((target("avx2,fma"))) inline void merge_two_smallest(__m256d& a, __m256d& b,
                                                                 __m256d a2, __m256d b2) {
   b = _mm256_min_pd(_mm256_min_pd(b, b2), _mm256_max_pd(a, a2));
   a = _mm256_min_pd(a, a2);
 }
 
-__attribute__((target("avx2"))) void rowmin2_avx2(const double* c, const double* v, int64_t n,
+__attribute__((target("avx2,fma"))) void rowmin2_avx2(const double* c, const double* v, int64_t n,
                                                    double* m1, int64_t* j1, double* m2) {
   // Four independent 4-wide (smallest, second smallest) accumulators (the min/max chains are
   // latency-bound otherwise), merged in registers; then the early-exit index pass.
@@ -319,10 +329,10 @@ __attribute__((target("avx2"))) void rowmin2_avx2(const double* c, const double*
   __m256d a0 = inf, b0 = inf, a1 = inf, b1 = inf, a2 = inf, b2 = inf, a3 = inf, b3 = inf;
   int64_t k = 0;
   for (; k + 16 <= n; k += 16) {
-    const __m256d h0 = _mm256_sub_pd(_mm256_loadu_pd(c + k), _mm256_loadu_pd(v + k));
-    const __m256d h1 = _mm256_sub_pd(_mm256_loadu_pd(c + k + 4), _mm256_loadu_pd(v + k + 4));
-    const __m256d h2 = _mm256_sub_pd(_mm256_loadu_pd(c + k + 8), _mm256_loadu_pd(v + k + 8));
-    const __m256d h3 = _mm256_sub_pd(_mm256_loadu_pd(c + k + 12), _mm256_loadu_pd(v + k + 12));
+    const __m256d h0 = fsub(_mm256_loadu_pd(c + k), _mm256_loadu_pd(v + k));
+    const __m256d h1 = fsub(_mm256_loadu_pd(c + k + 4), _mm256_loadu_pd(v + k + 4));
+    const __m256d h2 = fsub(_mm256_loadu_pd(c + k + 8), _mm256_loadu_pd(v + k + 8));
+    const __m256d h3 = fsub(_mm256_loadu_pd(c + k + 12), _mm256_loadu_pd(v + k + 12));
     b0 = _mm256_min_pd(b0, _mm256_max_pd(a0, h0));
     b1 = _mm256_min_pd(b1, _mm256_max_pd(a1, h1));
     b2 = _mm256_min_pd(b2, _mm256_max_pd(a2, h2));
@@ -333,7 +343,7 @@ __attribute__((target("avx2"))) void rowmin2_avx2(const double* c, const double*
     a3 = _mm256_min_pd(a3, h3);
   }
   for (; k + 4 <= n; k += 4) {
-    const __m256d h = _mm256_sub_pd(_mm256_loadu_pd(c + k), _mm256_loadu_pd(v + k));
+    const __m256d h = fsub(_mm256_loadu_pd(c + k), _mm256_loadu_pd(v + k));
     b0 = _mm256_min_pd(b0, _mm256_max_pd(a0, h));
     a0 = _mm256_min_pd(a0, h);
   }
@@ -353,7 +363,7 @@ __attribute__((target("avx2"))) void rowmin2_avx2(const double* c, const double*
   const __m256d vb = _mm256_set1_pd(x);
   int64_t q = 0;
   for (; q + 4 <= n; q += 4) {
-    const __m256d hq = _mm256_sub_pd(_mm256_loadu_pd(c + q), _mm256_loadu_pd(v + q));
+    const __m256d hq = fsub(_mm256_loadu_pd(c + q), _mm256_loadu_pd(v + q));
     const int mask = _mm256_movemask_pd(_mm256_cmp_pd(hq, vb, _CMP_EQ_OQ));
     if (mask) {
       *j1 = q + __builtin_ctz(static_cast<unsigned>(mask));
@@ -367,6 +377,13 @@ __attribute__((target("avx2"))) void rowmin2_avx2(const double* c, const double*
 #endif
 
 bool g_enabled = true;
+
+#ifdef DPOT_X86
+// The AVX2 level needs AVX2 and FMA (every AVX2 x86-64 CPU in practice).
+bool use_avx2() {
+  return g_enabled && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+#endif
 
 }  // namespace
 
@@ -409,7 +426,7 @@ __attribute__((target("avx2"))) bool all_finite_avx2(const double* x, int64_t n)
 
 bool all_finite(const double* x, int64_t n) {
 #ifdef DPOT_X86
-  if (g_enabled && __builtin_cpu_supports("avx2")) return all_finite_avx2(x, n);
+  if (use_avx2()) return all_finite_avx2(x, n);
   return all_finite_sse2(x, n);
 #else
   double acc = 0.0;
@@ -420,7 +437,7 @@ bool all_finite(const double* x, int64_t n) {
 
 RelaxFn relax_kernel() {
 #ifdef DPOT_X86
-  if (g_enabled && __builtin_cpu_supports("avx2")) return relax_avx2;
+  if (use_avx2()) return relax_avx2;
   return relax_sse2;
 #else
   return relax_portable;
@@ -429,7 +446,7 @@ RelaxFn relax_kernel() {
 
 TightListFn tight_list_kernel() {
 #ifdef DPOT_X86
-  if (g_enabled && __builtin_cpu_supports("avx2")) return tight_list_avx2;
+  if (use_avx2()) return tight_list_avx2;
   return tight_list_sse2;
 #else
   return tight_list_portable;
@@ -438,7 +455,7 @@ TightListFn tight_list_kernel() {
 
 ColMinFn colmin_kernel() {
 #ifdef DPOT_X86
-  if (g_enabled && __builtin_cpu_supports("avx2")) return colmin_avx2;
+  if (use_avx2()) return colmin_avx2;
   return colmin_sse2;
 #else
   return colmin_portable;
@@ -447,7 +464,7 @@ ColMinFn colmin_kernel() {
 
 RowMin2Fn rowmin2_kernel() {
 #ifdef DPOT_X86
-  if (g_enabled && __builtin_cpu_supports("avx2")) return rowmin2_avx2;
+  if (use_avx2()) return rowmin2_avx2;
   return rowmin2_sse2;
 #else
   return rowmin2_portable;

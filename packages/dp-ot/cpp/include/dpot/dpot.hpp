@@ -17,8 +17,8 @@ enum Status : int {
   kMaxIter = 3,     ///< iteration limit reached before optimality (emd only)
 };
 
-/// Which SIMD kernels are in use: "avx2" (x86-64 with AVX2), "sse2" (x86-64 baseline, or AVX2
-/// disabled by set_simd_enabled(false)) or "portable" (scalar C++, non-x86 builds).
+/// Which SIMD kernels are in use: "avx2" (x86-64 with AVX2 and FMA), "sse2" (x86-64 baseline,
+/// or AVX2 disabled by set_simd_enabled(false)) or "portable" (scalar C++, non-x86 builds).
 const char* simd_level();
 /// Force the baseline kernels (false) or allow run-time dispatch (true). Returns the new level.
 const char* set_simd_enabled(bool enabled);
