@@ -252,10 +252,11 @@ int AssignmentSolver::run_dense(const double* cost, int64_t n, Start start) {
   const int64_t unmatched = column_reduction(cost, n);
   // Many rows nobody's nearest (clouds of different scale or offset, heavy tails) leave the JV
   // start long augmenting paths; the auction's cost hardly depends on that. Measured on
-  // 256-blocks (cpp/tests/bench_square.cpp, AVX2): standardized clouds ~0.41 n unmatched (JV
-  // 0.37 ms, auction 0.41 ms), a unit Plummer sphere against N(0, I) ~0.46 n (JV 0.49 ms,
-  // auction 0.44 ms), 2 N(0, I) + 1 against N(0, I) ~0.71 n (JV 1.02 ms, auction 0.45 ms).
-  if (start == Start::kChoose) start = 25 * unmatched > 11 * n ? Start::kAuction : Start::kJV;
+  // 256-blocks (cpp/tests/bench_square.cpp, AVX2 + FMA kernels): standardized clouds ~0.41 n
+  // unmatched (JV 0.27 ms, auction 0.27 ms), a unit Plummer sphere against N(0, I) ~0.46 n
+  // (JV 0.38 ms, auction 0.30 ms), 2 N(0, I) + 1 against N(0, I) ~0.71 n (JV 0.85 ms, auction
+  // 0.32 ms). Threshold 0.40 n (0.36 n and 0.44 n: up to 3 % slower on these sets).
+  if (start == Start::kChoose) start = 5 * unmatched > 2 * n ? Start::kAuction : Start::kJV;
   int64_t nfree = -1;
   if (start == Start::kAuction) {
     nfree = init_auction(cost, n);

@@ -305,6 +305,21 @@ __attribute__((target("avx2,fma"))) int64_t relax_avx2(const double* c, const do
   if (!(best < kInf)) return 0;
   const __m256d vb = _mm256_set1_pd(best);
   int64_t q = 0;
+  // 16 columns per test (one branch), then the first hit inside them.
+  for (; q + 16 <= kv; q += 16) {
+    const __m256d e0 = _mm256_cmp_pd(_mm256_loadu_pd(d + q), vb, _CMP_EQ_OQ);
+    const __m256d e1 = _mm256_cmp_pd(_mm256_loadu_pd(d + q + 4), vb, _CMP_EQ_OQ);
+    const __m256d e2 = _mm256_cmp_pd(_mm256_loadu_pd(d + q + 8), vb, _CMP_EQ_OQ);
+    const __m256d e3 = _mm256_cmp_pd(_mm256_loadu_pd(d + q + 12), vb, _CMP_EQ_OQ);
+    const __m256d any = _mm256_or_pd(_mm256_or_pd(e0, e1), _mm256_or_pd(e2, e3));
+    if (!_mm256_testz_pd(any, any)) {
+      const unsigned mask = static_cast<unsigned>(_mm256_movemask_pd(e0)) |
+                            static_cast<unsigned>(_mm256_movemask_pd(e1)) << 4 |
+                            static_cast<unsigned>(_mm256_movemask_pd(e2)) << 8 |
+                            static_cast<unsigned>(_mm256_movemask_pd(e3)) << 12;
+      return q + __builtin_ctz(mask);
+    }
+  }
   for (; q + 4 <= kv; q += 4) {
     const int mask = _mm256_movemask_pd(_mm256_cmp_pd(_mm256_loadu_pd(d + q), vb, _CMP_EQ_OQ));
     if (mask) return q + __builtin_ctz(static_cast<unsigned>(mask));
