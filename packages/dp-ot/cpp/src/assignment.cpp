@@ -196,8 +196,10 @@ int64_t AssignmentSolver::init_jv(const double* cost, int64_t n) {
 
 // Epsilon-scaled forward auction from the column reduction's prices (min form: row i bids for
 // argmin_j c_ij - v_j and lowers v_j by its margin over the second best plus eps), two phases
-// (eps = 3 s, then 0.5 s, where s is the median gap between the two smallest reduced costs of
-// 32 sampled rows, so the scale follows the data's own spread, not its range), then a
+// (eps = 4 s, then 0.7 s, where s is the median gap between the two smallest reduced costs of
+// 32 sampled rows, so the scale follows the data's own spread, not its range; with the AVX2 +
+// FMA kernels {4, 0.7} beat the earlier {3, 0.5} by 3-9 % on Plummer and standardized blocks
+// and lose 1-3 % on 2 N(0, I) + 1 blocks), then a
 // zero-increment augmenting row reduction from the final prices in which every assigned row is
 // exactly tight; the rows it leaves free go to the exact shortest-path completion. Returns the
 // number of free rows, or -1 when the auction does not apply (no gap: ties everywhere) or runs
@@ -221,7 +223,7 @@ int64_t AssignmentSolver::init_auction(const double* cost, int64_t n) {
   const int64_t max_bids = 48 * n;
   int64_t bids = 0;
   int64_t* stack = free_.data();
-  for (const double eps : {3.0 * s, 0.5 * s}) {
+  for (const double eps : {4.0 * s, 0.7 * s}) {
     std::fill(row4col_.begin(), row4col_.end(), -1);
     int64_t top = 0;
     for (int64_t i = n - 1; i >= 0; --i) stack[top++] = i;
@@ -254,8 +256,8 @@ int AssignmentSolver::run_dense(const double* cost, int64_t n, Start start) {
   // start long augmenting paths; the auction's cost hardly depends on that. Measured on
   // 256-blocks (cpp/tests/bench_square.cpp, AVX2 + FMA kernels): standardized clouds ~0.41 n
   // unmatched (JV 0.27 ms, auction 0.27 ms), a unit Plummer sphere against N(0, I) ~0.46 n
-  // (JV 0.38 ms, auction 0.30 ms), 2 N(0, I) + 1 against N(0, I) ~0.71 n (JV 0.85 ms, auction
-  // 0.32 ms). Threshold 0.40 n (0.36 n and 0.44 n: up to 3 % slower on these sets).
+  // (JV 0.38 ms, auction 0.29 ms), 2 N(0, I) + 1 against N(0, I) ~0.71 n (JV 0.85 ms, auction
+  // 0.33 ms). Threshold 0.40 n (0.34-0.44 n: within 2 % on these and the benchmark sets).
   if (start == Start::kChoose) start = 5 * unmatched > 2 * n ? Start::kAuction : Start::kJV;
   int64_t nfree = -1;
   if (start == Start::kAuction) {
