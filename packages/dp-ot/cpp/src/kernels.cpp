@@ -38,18 +38,6 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
   return arg;
 }
 
-// Merge per-lane (smallest, second smallest) pairs and a scalar tail into the global pair.
-inline void two_smallest(const double* vals, int nv, double* m1, double* m2) {
-  double a = kInf, b = kInf;
-  for (int q = 0; q < nv; ++q) {
-    const double x = vals[q];
-    b = std::min(b, std::max(a, x));
-    a = std::min(a, x);
-  }
-  *m1 = a;
-  *m2 = b;
-}
-
 [[maybe_unused]] void rowmin2_portable(const double* c, const double* v, int64_t n, double* m1,
                                        int64_t* j1, double* m2) {
   double a = kInf, b = kInf;
@@ -237,27 +225,42 @@ int64_t relax_sse2(const double* c, const double* v, double h, double* d, int64_
 
 void rowmin2_sse2(const double* c, const double* v, int64_t n, double* m1, int64_t* j1,
                   double* m2) {
-  // Per lane: smallest a and second smallest b of the multiset (b = min(b, max(a, h))), then
-  // the first index of the overall minimum in a second, early-exit pass.
+  // Per lane: smallest a and second smallest b of the multiset (b = min(b, max(a, h))), four
+  // independent accumulators merged in registers, then the first index of the overall minimum
+  // in a second, early-exit pass.
   const __m128d inf = _mm_set1_pd(kInf);
-  __m128d a0 = inf, b0 = inf, a1 = inf, b1 = inf;
+  __m128d a0 = inf, b0 = inf, a1 = inf, b1 = inf, a2 = inf, b2 = inf, a3 = inf, b3 = inf;
   int64_t k = 0;
-  for (; k + 4 <= n; k += 4) {
+  for (; k + 8 <= n; k += 8) {
     const __m128d h0 = _mm_sub_pd(_mm_loadu_pd(c + k), _mm_loadu_pd(v + k));
     const __m128d h1 = _mm_sub_pd(_mm_loadu_pd(c + k + 2), _mm_loadu_pd(v + k + 2));
+    const __m128d h2 = _mm_sub_pd(_mm_loadu_pd(c + k + 4), _mm_loadu_pd(v + k + 4));
+    const __m128d h3 = _mm_sub_pd(_mm_loadu_pd(c + k + 6), _mm_loadu_pd(v + k + 6));
     b0 = _mm_min_pd(b0, _mm_max_pd(a0, h0));
     b1 = _mm_min_pd(b1, _mm_max_pd(a1, h1));
+    b2 = _mm_min_pd(b2, _mm_max_pd(a2, h2));
+    b3 = _mm_min_pd(b3, _mm_max_pd(a3, h3));
     a0 = _mm_min_pd(a0, h0);
     a1 = _mm_min_pd(a1, h1);
+    a2 = _mm_min_pd(a2, h2);
+    a3 = _mm_min_pd(a3, h3);
   }
-  alignas(16) double vals[12];
-  _mm_store_pd(vals, a0);
-  _mm_store_pd(vals + 2, b0);
-  _mm_store_pd(vals + 4, a1);
-  _mm_store_pd(vals + 6, b1);
-  int nv = 8;
-  for (int64_t t = k; t < n; ++t) vals[nv++] = c[t] - v[t];
-  two_smallest(vals, nv, m1, m2);
+  const auto merge = [](__m128d& a, __m128d& b, __m128d a2, __m128d b2) {
+    b = _mm_min_pd(_mm_min_pd(b, b2), _mm_max_pd(a, a2));
+    a = _mm_min_pd(a, a2);
+  };
+  merge(a0, b0, a1, b1);
+  merge(a2, b2, a3, b3);
+  merge(a0, b0, a2, b2);
+  merge(a0, b0, _mm_shuffle_pd(a0, a0, 1), _mm_shuffle_pd(b0, b0, 1));
+  double x = _mm_cvtsd_f64(a0), y = _mm_cvtsd_f64(b0);
+  for (; k < n; ++k) {
+    const double h = c[k] - v[k];
+    y = std::min(y, std::max(x, h));
+    x = std::min(x, h);
+  }
+  *m1 = x;
+  *m2 = y;
   const __m128d vb = _mm_set1_pd(*m1);
   int64_t q = 0;
   for (; q + 2 <= n; q += 2) {
