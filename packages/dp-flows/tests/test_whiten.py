@@ -198,9 +198,9 @@ def test_auto_whitening_follows_the_held_out_likelihood(case, mode, log_r):
         v = n * np.sqrt(r)
     elif case == "core":  # smooth and isotropic: σ(x) alone is enough
         v = n * (1.0 + 0.1 * r**2)
-    else:  # radially elongated velocity ellipsoid: σ_r = 2, σ_t = 0.5 about r̂
+    else:  # radial anisotropy growing outwards (σ_t = 0.5, σ_r = 0.5 → 2), smooth at r = 0
         rhat = x / r
-        v = 0.5 * n + 1.5 * np.sum(n * rhat, axis=1, keepdims=True) * rhat
+        v = 0.5 * n + 1.5 * r**2 / (1 + r**2) * np.sum(n * rhat, axis=1, keepdims=True) * rhat
     config = dp_flows.FlowConfig(n_epochs=1, whiten_steps=600, **SMALL)
     flow = dp_flows.fit_flow(v, condition=x, config=config, seed=0, progress=False)
     assert flow.whitener.mode == mode and flow.cond_log_r == log_r
@@ -227,3 +227,36 @@ def test_whitener_batch_size_reaches_the_fit(monkeypatch):
     assert seen == [None, 128]
     with pytest.raises(ValueError, match="whiten_batch_size"):
         dp_flows.FlowConfig(whiten_batch_size=0)
+
+
+def test_whitener_size_follows_the_mode(monkeypatch):
+    """Unset ``whiten_width``/``whiten_depth`` give each mode its `WHITEN_SIZES` network (a
+    scalar σ(x) 16×1, a Cholesky factor 32×2); a configured size applies to every mode; the
+    "auto" selection records the size of each candidate."""
+    from dp_flows import _train
+
+    seen: list = []
+    real = _train.fit_affine
+
+    def spy(*args, **kwargs):
+        seen.append((kwargs["mode"], kwargs["width"], kwargs["depth"]))
+        return real(*args, **dict(kwargs, n_steps=2))
+
+    monkeypatch.setattr(_train, "fit_affine", spy)
+    rng = np.random.default_rng(0)
+    x, v = cond_gauss_sample(rng, 512)
+    for changes in ({}, {"whiten_width": 8}, {"whiten_width": 8, "whiten_depth": 3}):
+        cfg = dp_flows.FlowConfig(cond_log_r=False, **changes)
+        prob = _train._prepare(v, x, None, cfg, 0, 1)
+        _z, _cz, whitener, stats, _log_r = _train._whiten_data(prob, x, cfg, 0)
+        table = stats["selection"]["candidates"]
+        assert [(c["mode"], c["width"], c["depth"]) for c in table] == seen[-2:]
+        assert (whitener.width, whitener.depth) == (
+            stats["selection"]["width"],
+            stats["selection"]["depth"],
+        )
+    assert seen == [
+        ("scalar", 16, 1), ("cholesky", 32, 2),
+        ("scalar", 8, 1), ("cholesky", 8, 2),
+        ("scalar", 8, 3), ("cholesky", 8, 3),
+    ]  # fmt: skip
