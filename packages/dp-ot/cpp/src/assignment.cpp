@@ -342,55 +342,92 @@ int AssignmentSolver::run_scipy_order(const double* cost, int64_t nr, int64_t nc
 // unused one (unused columns have v = 0). Entries within a relative 1e-12 of tight count as
 // tight: far above the dual updates' rounding (a few ulps of |c| + |v|), far below the gaps
 // between distinct assignment costs of continuous data; a near-tie only costs the fallback.
-bool AssignmentSolver::unique_optimum(const double* cost, int64_t nr, int64_t nc) const {
-  const detail::TightListFn tight = detail::tight_list_kernel();
-  // Column graph: arc col4row[i] -> j for every tight (i, j), j != col4row[i] (CSR by row i).
-  std::vector<int64_t> start(nr + 1, 0), adj;
-  adj.reserve(static_cast<size_t>(4 * nr));
-  std::vector<int64_t> buf(nc);
+//
+// The matrix pass only writes each row's tight mask (branch-free, so no misprediction stalls
+// the streaming loads); the arcs are read off the masks afterwards, from L1.
+bool AssignmentSolver::unique_optimum(const double* cost, int64_t nr, int64_t nc) {
+  const detail::TightMaskFn tight = detail::tight_mask_kernel();
+  const int64_t nw = (nc + 31) / 32;
+  tight_.resize(static_cast<size_t>(nr * nw));
+  uint64_t* mask = tight_.data();
   double vmax = 0.0;
   for (int64_t j = 0; j < nc; ++j) vmax = std::max(vmax, std::abs(v_[j]));
   for (int64_t i = 0; i < nr; ++i) {
     const int64_t m = col4row_[i];
     const double h = cost[i * nc + m] - v_[m];
     const double thr = h + 1e-12 * (std::abs(cost[i * nc + m]) + vmax);
-    const int64_t k = tight(cost + i * nc, v_.data(), thr, nc, buf.data());
-    for (int64_t q = 0; q < k; ++q)
-      if (buf[q] != m) adj.push_back(buf[q]);
-    start[i + 1] = static_cast<int64_t>(adj.size());
+    tight(cost + i * nc, v_.data(), thr, nc, mask + i * nw);
   }
-  if (adj.empty()) return true;
-  // Iterative DFS over columns: state 0 new, 1 on the stack, 2 finished; a back arc is a cycle.
-  std::vector<char> state(nc, 0), reaches_free(nc, 0);
-  for (int64_t j = 0; j < nc; ++j) reaches_free[j] = row4col_[j] < 0;
-  std::vector<std::pair<int64_t, int64_t>> stack;  // (column, next arc index)
-  for (int64_t s0 = 0; s0 < nc; ++s0) {
-    if (state[s0] || row4col_[s0] < 0) continue;
-    stack.push_back({s0, start[row4col_[s0]]});
-    state[s0] = 1;
-    while (!stack.empty()) {
-      auto& [c, e] = stack.back();
-      const int64_t r = row4col_[c];
-      if (e < start[r + 1]) {
-        const int64_t t = adj[e++];
-        if (state[t] == 1) return false;  // alternating cycle
-        if (state[t] == 0) {
-          state[t] = 1;
-          if (row4col_[t] >= 0) stack.push_back({t, start[row4col_[t]]});
-          else state[t] = 2;
-        }
-        if (reaches_free[t]) reaches_free[c] = 1;
-      } else {
-        state[c] = 2;
-        const int64_t done = c;
-        stack.pop_back();
-        if (!stack.empty() && reaches_free[done]) reaches_free[stack.back().first] = 1;
-      }
+  // Column graph: arc col4row[i] -> j for every tight (i, j), j != col4row[i] (CSR by row i).
+  // Raw pointers throughout: the char stores would otherwise make the compiler reload every
+  // vector's data pointer after each of them.
+  const int64_t* c4r = col4row_.data();
+  const int64_t* r4c = row4col_.data();
+  // Arc extraction: the first arc of each mask word is taken branch-free (a row has ~1 arc
+  // besides its own column, so a bit loop would mispredict on nearly every word).
+  arc_start_.resize(nr + 1);
+  int64_t* start = arc_start_.data();
+  if (static_cast<int64_t>(arcs_.size()) < 2 * nc) arcs_.resize(2 * nc);
+  int64_t* adj = arcs_.data();
+  int64_t e = 0;
+  start[0] = 0;
+  for (int64_t i = 0; i < nr; ++i) {
+    if (e + nc > static_cast<int64_t>(arcs_.size())) {
+      arcs_.resize(2 * arcs_.size() + nc);
+      adj = arcs_.data();
+    }
+    uint64_t* w = mask + i * nw;
+    const int64_t m = c4r[i];
+    w[m >> 5] &= ~(uint64_t{3} << (2 * (m & 31)));
+    for (int64_t q = 0; q < nw; ++q) {
+      uint64_t bits = w[q] & 0x5555555555555555u;  // one bit per column
+      adj[e] = 32 * q + (__builtin_ctzll(bits | (uint64_t{1} << 63)) >> 1);
+      e += bits != 0;
+      for (bits &= bits - 1; bits; bits &= bits - 1)
+        adj[e++] = 32 * q + (__builtin_ctzll(bits) >> 1);
+    }
+    start[i + 1] = e;
+  }
+  const int64_t narcs = e;
+  if (narcs == 0) return true;
+  // Kahn's algorithm: repeatedly remove columns no arc enters; the graph holds a cycle exactly
+  // when some column is never removed. Branch-light (the DFS it replaced mispredicted on
+  // almost every step).
+  cert_indeg_.assign(nc, 0);
+  cert_order_.resize(nc + 1);  // + 1: the branch-free appends write one past the end
+  int64_t* indeg = cert_indeg_.data();
+  int64_t* order = cert_order_.data();
+  for (int64_t k = 0; k < narcs; ++k) ++indeg[adj[k]];
+  int64_t tail = 0;
+  for (int64_t j = 0; j < nc; ++j) {
+    order[tail] = j;
+    tail += indeg[j] == 0;
+  }
+  for (int64_t head = 0; head < tail; ++head) {
+    const int64_t r = r4c[order[head]];
+    if (r < 0) continue;
+    for (int64_t k = start[r]; k < start[r + 1]; ++k) {
+      const int64_t t = adj[k];
+      order[tail] = t;
+      tail += --indeg[t] == 0;
     }
   }
-  if (nr < nc)
-    for (int64_t j = 0; j < nc; ++j)
-      if (row4col_[j] >= 0 && reaches_free[j] && std::abs(v_[j]) <= 1e-12 * vmax) return false;
+  if (tail < nc) return false;  // alternating cycle
+  if (nr < nc) {
+    // Reverse topological order: a column reaches a free one when it is free or an arc leads
+    // to one that does.
+    cert_reach_.resize(nc);
+    char* reaches_free = cert_reach_.data();
+    for (int64_t k = nc - 1; k >= 0; --k) {
+      const int64_t c = order[k];
+      const int64_t r = r4c[c];
+      char f = r < 0;
+      if (r >= 0)
+        for (int64_t e = start[r]; e < start[r + 1]; ++e) f |= reaches_free[adj[e]];
+      reaches_free[c] = f;
+      if (r >= 0 && f && std::abs(v_[c]) <= 1e-12 * vmax) return false;
+    }
+  }
   return true;
 }
 

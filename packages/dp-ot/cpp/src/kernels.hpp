@@ -23,12 +23,14 @@ using RowMin2Fn = void (*)(const double* c, const double* v, int64_t n, double* 
 
 RowMin2Fn rowmin2_kernel();
 
-/// Writes the k in [0, n) with c[k] - v[k] <= thr to out (ascending) and returns how many
-/// (the tight entries of a row, for the uniqueness certificate).
-using TightListFn = int64_t (*)(const double* c, const double* v, double thr, int64_t n,
-                                int64_t* out);
+/// Tight mask of a row, for the uniqueness certificate, two bits per column: bits 2 (k & 31)
+/// and 2 (k & 31) + 1 of words[k >> 5] are both set exactly when c[k] - v[k] <= thr (an
+/// ordered comparison: false for NaN), both clear otherwise, for k in [0, n); writes all
+/// (n + 31) / 32 words, the bits past n cleared.
+using TightMaskFn = void (*)(const double* c, const double* v, double thr, int64_t n,
+                             uint64_t* words);
 
-TightListFn tight_list_kernel();
+TightMaskFn tight_mask_kernel();
 
 /// Column reduction of a square n x n row-major matrix: v[j] = min_i c[i][j] and imin[j] the
 /// first row attaining it.

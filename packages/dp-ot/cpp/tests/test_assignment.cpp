@@ -9,8 +9,17 @@
 #include <random>
 #include <vector>
 
+#include "../src/kernels.hpp"
 #include "check.hpp"
 #include "dpot/dpot.hpp"
+
+namespace dpot {
+struct AssignmentSolverTest {
+  static bool unique_optimum(AssignmentSolver& s, const double* c, int64_t nr, int64_t nc) {
+    return s.unique_optimum(c, nr, nc);
+  }
+};
+}  // namespace dpot
 
 namespace {
 constexpr double kInf = std::numeric_limits<double>::infinity();
@@ -198,9 +207,12 @@ void dense_stress(std::mt19937_64& rng) {
         ca += c[i * n + a[i]] - base;
         cg += c[i * n + g[i]] - base;
       }
-      // Duals are sums/differences of a few costs: integer kinds (< 2^53) are exact; the
-      // float kind is exact up to a few roundings of magnitude cmax.
-      const double tol = kind >= 4 ? 1e-12 * cmax : 0.0;
+      // Duals are sums/differences of a few costs and, after the auction start, of its eps
+      // steps (fractional even on integer costs: v = -7.7 gives u = c - v = 9.7 rounded, and
+      // u + v = c - 2^-51). So: exact up to a few roundings of magnitude |c| + |v|.
+      double vmax = 0;
+      for (double x : v) vmax = std::max(vmax, std::abs(x));
+      const double tol = kind >= 4 ? 1e-12 * cmax : 4 * 0x1p-52 * (cmax + vmax);
       int bad = 0;
       for (int i = 0; i < n; ++i) {
         if (std::abs(u[i] + v[a[i]] - c[i * n + a[i]]) > tol) ++bad;
@@ -263,6 +275,125 @@ void scipy_order_and_ties(std::mt19937_64& rng) {
   }
 }
 
+// The tight-mask kernel of the active SIMD level against the scalar definition: every length
+// 1..100 (the 16-column blocks, the 32-column words and the tails), exact ties, +-inf and NaN.
+void tight_mask_kernel(std::mt19937_64& rng) {
+  const dpot::detail::TightMaskFn tight = dpot::detail::tight_mask_kernel();
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const double cvals[] = {0.0, 1.0, 2.0, -1.0, 0.5, kInf, nan, -0.0};
+  const double vvals[] = {0.0, 1.0, -1.0, 0.5, -0.0};
+  for (int trial = 0; trial < 2000; ++trial) {
+    const int n = 1 + trial % 100;
+    std::vector<double> c(n), v(n);
+    for (auto& x : c) x = cvals[rng() % 8];
+    for (auto& x : v) x = vvals[rng() % 5];
+    const double thr = cvals[rng() % 5];
+    const int nw = (n + 31) / 32;
+    std::vector<uint64_t> w(nw + 1, 0xdeadbeefdeadbeefu);
+    tight(c.data(), v.data(), thr, n, w.data());
+    std::vector<uint64_t> ref(nw, 0);
+    for (int k = 0; k < n; ++k)
+      if ((c[k] - v[k]) <= thr) ref[k >> 5] |= uint64_t{3} << (2 * (k & 31));
+    for (int q = 0; q < nw; ++q) CHECK(w[q] == ref[q], "tight mask n=%d word %d", n, q);
+    CHECK(w[nw] == 0xdeadbeefdeadbeefu, "tight mask wrote past its words (n=%d)", n);
+  }
+}
+
+// Reference for the uniqueness certificate, from solve_with's outputs: the same tight entries
+// (scalar), reachability between columns by Warshall's closure; unique unless an alternating
+// cycle exists or (nr < nc) a used column with v = 0 reaches an unused one.
+bool reference_unique(const std::vector<double>& c, int nr, int nc,
+                      const std::vector<int64_t>& col4row, const std::vector<double>& v) {
+  double vmax = 0.0;
+  for (int j = 0; j < nc; ++j) vmax = std::max(vmax, std::abs(v[j]));
+  std::vector<int> row4col(nc, -1);
+  for (int i = 0; i < nr; ++i) row4col[col4row[i]] = i;
+  std::vector<char> reach(nc * nc, 0);
+  for (int i = 0; i < nr; ++i) {
+    const int64_t m = col4row[i];
+    const double h = c[i * nc + m] - v[m];
+    const double thr = h + 1e-12 * (std::abs(c[i * nc + m]) + vmax);
+    for (int j = 0; j < nc; ++j)
+      if (j != m && (c[i * nc + j] - v[j]) <= thr) reach[m * nc + j] = 1;
+  }
+  for (int k = 0; k < nc; ++k)
+    for (int a = 0; a < nc; ++a)
+      if (reach[a * nc + k])
+        for (int b = 0; b < nc; ++b) reach[a * nc + b] |= reach[k * nc + b];
+  for (int a = 0; a < nc; ++a)
+    if (reach[a * nc + a]) return false;
+  if (nr < nc)
+    for (int j = 0; j < nc; ++j)
+      if (row4col[j] >= 0 && std::abs(v[j]) <= 1e-12 * vmax)
+        for (int f = 0; f < nc; ++f)
+          if (row4col[f] < 0 && reach[j * nc + f]) return false;
+  return true;
+}
+
+// Number of optimal injections of the rows into the columns (exact costs: small integers).
+int count_optima(const std::vector<double>& c, int nr, int nc, double best) {
+  std::vector<char> used(nc, 0);
+  int count = 0;
+  auto rec = [&](auto&& self, int i, double s) -> void {
+    if (i == nr) {
+      count += s == best;
+      return;
+    }
+    for (int j = 0; j < nc; ++j)
+      if (!used[j]) {
+        used[j] = 1;
+        self(self, i + 1, s + c[i * nc + j]);
+        used[j] = 0;
+      }
+  };
+  rec(rec, 0, 0.0);
+  return count;
+}
+
+// The uniqueness certificate: against the brute-force count of optima on small integer
+// problems, and against reference_unique on larger ones (several tight entries per row, both
+// answers, square and rectangular, sizes around the kernels' 16- and 32-column steps).
+void uniqueness_certificate(std::mt19937_64& rng) {
+  dpot::AssignmentSolver solver;
+  std::normal_distribution<double> N01;
+  for (int trial = 0; trial < 1500; ++trial) {
+    const int nr = 1 + static_cast<int>(rng() % 6), nc = nr + static_cast<int>(rng() % 3);
+    const int levels = 2 + static_cast<int>(rng() % 6);
+    std::vector<double> c(nr * nc);
+    for (auto& x : c) x = static_cast<double>(rng() % levels);
+    std::vector<int64_t> a(nr);
+    std::vector<double> u(nr), v(nc);
+    CHECK(solver.solve_with(dpot::Method::kAuto, c.data(), nr, nc, a.data(), u.data(),
+                            v.data()) == dpot::kOk, "status");
+    const double best = brute(c, nr, nc);
+    const bool unique = count_optima(c, nr, nc, best) == 1;
+    CHECK(dpot::AssignmentSolverTest::unique_optimum(solver, c.data(), nr, nc) == unique,
+          "certificate vs brute force (%dx%d)", nr, nc);
+  }
+  int answers[2] = {0, 0};
+  for (int trial = 0; trial < 240; ++trial) {
+    const int sizes[] = {15, 16, 17, 31, 32, 33, 47, 64, 65, 70};
+    const int nr = sizes[trial % 10], nc = nr + (trial % 3 == 0 ? static_cast<int>(rng() % 5) : 0);
+    const int kind = static_cast<int>(rng() % 3);
+    std::vector<double> c(nr * nc);
+    for (auto& x : c) {
+      if (kind == 0) x = static_cast<double>(rng() % 40);  // a few ties
+      if (kind == 1) x = static_cast<double>(rng() % 400) * 0.25;  // rare ties
+      if (kind == 2) x = N01(rng);  // unique, several tight entries per row
+    }
+    std::vector<int64_t> a(nr);
+    std::vector<double> u(nr), v(nc);
+    CHECK(solver.solve_with(dpot::Method::kAuto, c.data(), nr, nc, a.data(), u.data(),
+                            v.data()) == dpot::kOk, "status");
+    const bool ref = reference_unique(c, nr, nc, a, v);
+    const bool got = dpot::AssignmentSolverTest::unique_optimum(solver, c.data(), nr, nc);
+    CHECK(got == ref, "certificate %d vs reference %d (%dx%d kind %d)", got, ref, nr, nc, kind);
+    ++answers[got];
+  }
+  CHECK(answers[0] > 20 && answers[1] > 20, "both answers: %d not unique, %d unique", answers[0],
+        answers[1]);
+}
+
 void invalid_inputs() {
   const double nan = std::numeric_limits<double>::quiet_NaN();
   std::vector<double> c = {1, nan, 2, 3};
@@ -283,8 +414,10 @@ int main() {
     random_instances(rng);
     dense_duals_and_batch(rng);
     dense_stress(rng);
+    tight_mask_kernel(rng);
+    uniqueness_certificate(rng);
+    scipy_order_and_ties(rng);
   }
-  scipy_order_and_ties(rng);
   invalid_inputs();
   std::printf("%s (%d failures)\n", g_failures ? "FAIL" : "OK", g_failures);
   return g_failures ? 1 : 0;

@@ -75,10 +75,11 @@ class AssignmentSolver {
   /// This is the one place that chooses the algorithm: square all-finite inputs take the
   /// dense path (a Jonker-Volgenant or, when many rows are nobody's nearest column, an
   /// eps-scaled auction start, then shortest augmenting paths), the others shortest augmenting
-  /// paths from v = 0. With
-  /// Ties::kScipy the result is then certified unique (every row has exactly one entry within
-  /// a relative 1e-12 of its reduced minimum); if it is not, the problem is re-solved with
-  /// Method::kScipyOrder, which reproduces scipy's choice among tied optima.
+  /// paths from v = 0. With Ties::kScipy the result is then certified unique (among the
+  /// entries within a relative 1e-12 of tight under the optimal duals, no alternating cycle
+  /// and, when nr < nc, no alternating path from a used column with v = 0 to an unused one);
+  /// if it is not, the problem is re-solved with Method::kScipyOrder, which reproduces scipy's
+  /// choice among tied optima.
   int solve(const double* cost, int64_t nr, int64_t nc, int64_t* col4row, double* u = nullptr,
             double* v = nullptr, Ties ties = Ties::kScipy);
 
@@ -88,6 +89,7 @@ class AssignmentSolver {
                  double* u = nullptr, double* v = nullptr);
 
  private:
+  friend struct AssignmentSolverTest;  // unit tests call unique_optimum directly
   int augment_all(const double* cost, int64_t nr, int64_t nc, const int64_t* free_rows,
                   int64_t nfree);
   enum class Start { kChoose, kJV, kAuction };
@@ -98,7 +100,7 @@ class AssignmentSolver {
   int run_dense(const double* cost, int64_t n, Start start);
   int run_sap(const double* cost, int64_t nr, int64_t nc);
   int run_scipy_order(const double* cost, int64_t nr, int64_t nc);
-  bool unique_optimum(const double* cost, int64_t nr, int64_t nc) const;
+  bool unique_optimum(const double* cost, int64_t nr, int64_t nc);
   void resize(int64_t nr, int64_t nc);
   void write_out(const double* cost, int64_t nr, int64_t nc, int64_t* col4row, double* u,
                  double* v) const;
@@ -107,6 +109,11 @@ class AssignmentSolver {
   std::vector<double> u_, pred_, dsave_, vsave_;
   std::vector<int64_t> row4col_, col4row_, done_, free_, srow_, remaining_, path_, imin_, matches_;
   std::vector<char> scanned_row_;
+  // Uniqueness certificate, kept between calls: tight masks (nr x ceil(nc / 32) words, two
+  // bits per column), the column graph (CSR) and the cycle search's state.
+  std::vector<uint64_t> tight_;
+  std::vector<int64_t> arc_start_, arcs_, cert_indeg_, cert_order_;
+  std::vector<char> cert_reach_;
 };
 
 /// scipy-compatible rectangular assignment: any nr, nc; writes k = min(nr, nc) pairs with
