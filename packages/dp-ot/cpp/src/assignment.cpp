@@ -347,7 +347,7 @@ int AssignmentSolver::run_scipy_order(const double* cost, int64_t nr, int64_t nc
 // the streaming loads); the arcs are read off the masks afterwards, from L1.
 bool AssignmentSolver::unique_optimum(const double* cost, int64_t nr, int64_t nc) {
   const detail::TightMaskFn tight = detail::tight_mask_kernel();
-  const int64_t nw = (nc + 31) / 32;
+  const int64_t nw = (nc + 63) / 64;
   tight_.resize(static_cast<size_t>(nr * nw));
   uint64_t* mask = tight_.data();
   double vmax = 0.0;
@@ -378,13 +378,12 @@ bool AssignmentSolver::unique_optimum(const double* cost, int64_t nr, int64_t nc
     }
     uint64_t* w = mask + i * nw;
     const int64_t m = c4r[i];
-    w[m >> 5] &= ~(uint64_t{3} << (2 * (m & 31)));
+    w[m >> 6] &= ~(uint64_t{1} << (m & 63));
     for (int64_t q = 0; q < nw; ++q) {
-      uint64_t bits = w[q] & 0x5555555555555555u;  // one bit per column
-      adj[e] = 32 * q + (__builtin_ctzll(bits | (uint64_t{1} << 63)) >> 1);
+      uint64_t bits = w[q];
+      adj[e] = 64 * q + __builtin_ctzll(bits | (uint64_t{1} << 63));
       e += bits != 0;
-      for (bits &= bits - 1; bits; bits &= bits - 1)
-        adj[e++] = 32 * q + (__builtin_ctzll(bits) >> 1);
+      for (bits &= bits - 1; bits; bits &= bits - 1) adj[e++] = 64 * q + __builtin_ctzll(bits);
     }
     start[i + 1] = e;
   }

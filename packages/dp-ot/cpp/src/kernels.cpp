@@ -78,17 +78,17 @@ void colmin_cols(const double* c, int64_t n, int64_t j0, double* v, int64_t* imi
   colmin_cols(c, n, 0, v, imin);
 }
 
-// Columns [k, n) of a tight mask, one at a time; word holds the bits of [k & ~31, k).
+// Columns [k, n) of a tight mask, one at a time; word holds the bits of [k & ~63, k).
 inline void tight_mask_tail(const double* c, const double* v, double thr, int64_t k, int64_t n,
                             uint64_t word, uint64_t* words) {
   for (; k < n; ++k) {
-    word |= static_cast<uint64_t>((c[k] - v[k]) <= thr ? 3 : 0) << (2 * (k & 31));
-    if ((k & 31) == 31) {
-      words[k >> 5] = word;
+    word |= static_cast<uint64_t>((c[k] - v[k]) <= thr) << (k & 63);
+    if ((k & 63) == 63) {
+      words[k >> 6] = word;
       word = 0;
     }
   }
-  if (n & 31) words[n >> 5] = word;
+  if (n & 63) words[n >> 6] = word;
 }
 
 [[maybe_unused]] void tight_mask_portable(const double* c, const double* v, double thr, int64_t n,
@@ -106,10 +106,11 @@ __attribute__((target("avx2,fma"))) inline __m256d fsub(__m256d a, __m256d b) {
   return _mm256_fnmadd_pd(b, _mm256_set1_pd(1.0), a);
 }
 
-// Tight masks: branch-free, 16 columns per step (their compare masks packed to bytes, one
-// movemask), one 64-bit word stored per 32 columns. The scan used to append indices as it went
-// (a branch per 4 columns, taken ~2 times per row, each a misprediction that also flushed the
-// row's loads in flight): ~2x the cost of this pass.
+// Tight masks: branch-free, 16 columns per step, one 64-bit word stored per 64 columns. Each
+// double's all-ones/zero compare mask is packed to 32 bits, so one movemask (ps) takes 4 (SSE2)
+// or 8 (AVX2) columns. The scan used to append indices as it went (a branch per 4 columns,
+// taken ~2 times per row, each a misprediction that also flushed the row's loads in flight):
+// ~2x the cost of this pass.
 void tight_mask_sse2(const double* c, const double* v, double thr, int64_t n, uint64_t* words) {
   const __m128d vt = _mm_set1_pd(thr);
   uint64_t word = 0;
@@ -119,14 +120,14 @@ void tight_mask_sse2(const double* c, const double* v, double thr, int64_t n, ui
     for (int q = 0; q < 8; ++q)
       m[q] = _mm_castpd_si128(
           _mm_cmple_pd(_mm_sub_pd(_mm_loadu_pd(c + k + 2 * q), _mm_loadu_pd(v + k + 2 * q)), vt));
-    // Each double's all-ones/zero mask becomes 2 bytes, in column order.
-    const __m128i b0 = _mm_packs_epi16(_mm_packs_epi32(m[0], m[1]), _mm_packs_epi32(m[2], m[3]));
-    const __m128i b1 = _mm_packs_epi16(_mm_packs_epi32(m[4], m[5]), _mm_packs_epi32(m[6], m[7]));
-    const uint64_t bits = static_cast<uint32_t>(_mm_movemask_epi8(b0)) |
-                          static_cast<uint64_t>(static_cast<uint32_t>(_mm_movemask_epi8(b1))) << 16;
-    word |= bits << (2 * (k & 31));
-    if ((k & 31) == 16) {
-      words[k >> 5] = word;
+    unsigned bits = 0;
+    for (int q = 0; q < 4; ++q)
+      bits |= static_cast<unsigned>(_mm_movemask_ps(
+                  _mm_castsi128_ps(_mm_packs_epi32(m[2 * q], m[2 * q + 1]))))
+              << (4 * q);
+    word |= static_cast<uint64_t>(bits) << (k & 63);
+    if ((k & 63) == 48) {
+      words[k >> 6] = word;
       word = 0;
     }
   }
@@ -136,9 +137,6 @@ void tight_mask_sse2(const double* c, const double* v, double thr, int64_t n, ui
 __attribute__((target("avx2,fma"))) void tight_mask_avx2(const double* c, const double* v,
                                                       double thr, int64_t n, uint64_t* words) {
   const __m256d vt = _mm256_set1_pd(thr);
-  // The packs work within 128-bit lanes: dwords (2 columns each) come out in the order
-  // 0-1, 4-5, 8-9, 12-13, 2-3, 6-7, 10-11, 14-15; vpermd restores column order.
-  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
   uint64_t word = 0;
   int64_t k = 0;
   for (; k + 16 <= n; k += 16) {
@@ -146,11 +144,16 @@ __attribute__((target("avx2,fma"))) void tight_mask_avx2(const double* c, const 
     for (int q = 0; q < 4; ++q)
       m[q] = _mm256_castpd_si256(_mm256_cmp_pd(
           fsub(_mm256_loadu_pd(c + k + 4 * q), _mm256_loadu_pd(v + k + 4 * q)), vt, _CMP_LE_OQ));
-    const __m256i b = _mm256_permutevar8x32_epi32(
-        _mm256_packs_epi16(_mm256_packs_epi32(m[0], m[1]), _mm256_packs_epi32(m[2], m[3])), order);
-    word |= static_cast<uint64_t>(static_cast<uint32_t>(_mm256_movemask_epi8(b))) << (2 * (k & 31));
-    if ((k & 31) == 16) {
-      words[k >> 5] = word;
+    // The pack works within 128-bit lanes (columns 0-1, 4-5 | 2-3, 6-7); vpermq restores the
+    // column order.
+    unsigned bits = 0;
+    for (int q = 0; q < 2; ++q)
+      bits |= static_cast<unsigned>(_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_permute4x64_epi64(
+                  _mm256_packs_epi32(m[2 * q], m[2 * q + 1]), 0xd8))))
+              << (8 * q);
+    word |= static_cast<uint64_t>(bits) << (k & 63);
+    if ((k & 63) == 48) {
+      words[k >> 6] = word;
       word = 0;
     }
   }

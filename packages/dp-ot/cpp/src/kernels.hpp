@@ -23,10 +23,9 @@ using RowMin2Fn = void (*)(const double* c, const double* v, int64_t n, double* 
 
 RowMin2Fn rowmin2_kernel();
 
-/// Tight mask of a row, for the uniqueness certificate, two bits per column: bits 2 (k & 31)
-/// and 2 (k & 31) + 1 of words[k >> 5] are both set exactly when c[k] - v[k] <= thr (an
-/// ordered comparison: false for NaN), both clear otherwise, for k in [0, n); writes all
-/// (n + 31) / 32 words, the bits past n cleared.
+/// Tight mask of a row, for the uniqueness certificate: bit (k & 63) of words[k >> 6] is set
+/// exactly when c[k] - v[k] <= thr (an ordered comparison: false for NaN), for k in [0, n);
+/// writes all (n + 63) / 64 words, the bits past n cleared.
 using TightMaskFn = void (*)(const double* c, const double* v, double thr, int64_t n,
                              uint64_t* words);
 

@@ -276,7 +276,7 @@ void scipy_order_and_ties(std::mt19937_64& rng) {
 }
 
 // The tight-mask kernel of the active SIMD level against the scalar definition: every length
-// 1..100 (the 16-column blocks, the 32-column words and the tails), exact ties, +-inf and NaN.
+// 1..100 (the 16-column blocks, the 64-column words and the tails), exact ties, +-inf and NaN.
 void tight_mask_kernel(std::mt19937_64& rng) {
   const dpot::detail::TightMaskFn tight = dpot::detail::tight_mask_kernel();
   const double nan = std::numeric_limits<double>::quiet_NaN();
@@ -288,12 +288,12 @@ void tight_mask_kernel(std::mt19937_64& rng) {
     for (auto& x : c) x = cvals[rng() % 8];
     for (auto& x : v) x = vvals[rng() % 5];
     const double thr = cvals[rng() % 5];
-    const int nw = (n + 31) / 32;
+    const int nw = (n + 63) / 64;
     std::vector<uint64_t> w(nw + 1, 0xdeadbeefdeadbeefu);
     tight(c.data(), v.data(), thr, n, w.data());
     std::vector<uint64_t> ref(nw, 0);
     for (int k = 0; k < n; ++k)
-      if ((c[k] - v[k]) <= thr) ref[k >> 5] |= uint64_t{3} << (2 * (k & 31));
+      if ((c[k] - v[k]) <= thr) ref[k >> 6] |= uint64_t{1} << (k & 63);
     for (int q = 0; q < nw; ++q) CHECK(w[q] == ref[q], "tight mask n=%d word %d", n, q);
     CHECK(w[nw] == 0xdeadbeefdeadbeefu, "tight mask wrote past its words (n=%d)", n);
   }

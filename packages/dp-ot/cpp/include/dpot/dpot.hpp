@@ -109,8 +109,8 @@ class AssignmentSolver {
   std::vector<double> u_, pred_, dsave_, vsave_;
   std::vector<int64_t> row4col_, col4row_, done_, free_, srow_, remaining_, path_, imin_, matches_;
   std::vector<char> scanned_row_;
-  // Uniqueness certificate, kept between calls: tight masks (nr x ceil(nc / 32) words, two
-  // bits per column), the column graph (CSR) and the cycle search's state.
+  // Uniqueness certificate, kept between calls: tight masks (nr x ceil(nc / 64) words), the
+  // column graph (CSR) and the cycle search's state.
   std::vector<uint64_t> tight_;
   std::vector<int64_t> arc_start_, arcs_, cert_indeg_, cert_order_;
   std::vector<char> cert_reach_;
