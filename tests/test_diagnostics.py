@@ -94,3 +94,39 @@ def test_support_of_an_anisotropic_truth_is_q_positive_not_e_negative():
     v = np.array([[0.9 * np.sqrt(2 * psi), 0.0, 0.0], [0.0, 0.95 * np.sqrt(2 * psi), 0.0]])
     assert (0.5 * (v**2).sum(axis=1) - psi < 0).all()
     assert in_support(truth, x, v).tolist() == [True, False]
+
+
+def test_method_residuals_signed_acceleration_ratio():
+    """``acc_ratio`` is the model's pull along the true one: a potential 10 % too weak
+    everywhere reads 0.9 at every point (and ``acc_rel_err`` 0.1, which cannot tell weak
+    from turned); a turned pull of the same size reads ~1."""
+    from deep_potential._metrics import method_residuals
+
+    plummer = dp_mock.PlummerSphere()  # as a truth: density and acceleration in closed form
+
+    class Scaled:
+        def __init__(self, f, turn=False):
+            self.f, self.turn = f, turn
+
+        def density(self, x):
+            return self.f * plummer.density(x)
+
+        def acceleration(self, x):
+            a = plummer.acceleration(x)
+            if self.turn:  # same size as a 10 % loss, perpendicular to the truth
+                perp = np.cross(a, [0.0, 0.0, 1.0])
+                perp *= (
+                    0.1
+                    * np.linalg.norm(a, axis=1, keepdims=True)
+                    / np.linalg.norm(perp, axis=1, keepdims=True)
+                )
+                return a + perp
+            return self.f * a
+
+    x = np.random.default_rng(0).normal(size=(64, 3)) * 3.0
+    weak = method_residuals("vanilla", Scaled(0.9), plummer, x)
+    np.testing.assert_allclose(weak["acc_ratio"], 0.9, rtol=1e-12)
+    np.testing.assert_allclose(weak["acc_rel_err"], 0.1, rtol=1e-12)
+    turned = method_residuals("vanilla", Scaled(1.0, turn=True), plummer, x)
+    np.testing.assert_allclose(turned["acc_ratio"], 1.0, rtol=1e-12)
+    np.testing.assert_allclose(turned["acc_rel_err"], 0.1, rtol=1e-9)

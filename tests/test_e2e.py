@@ -57,7 +57,7 @@ def test_tiny_run_every_stage_then_rerun_skips(
     assert metrics["truth"] is True
     for m in ("vanilla", "selection", "conditional"):
         mm = metrics["methods"][m]
-        for key in ("dlnrho", "acc_rel_err"):
+        for key in ("dlnrho", "acc_rel_err", "acc_ratio"):
             assert len(mm[key]["by_r"]) == cfg.report.r_bins
             assert len(mm[key]["by_s"]) == cfg.report.s_bins
             # evaluation points are S_true > s_cut only, all binned in r

@@ -104,8 +104,9 @@ def method_residuals(
     """Per-point fields of one fitted potential and, with truth, their residuals.
 
     Returns:
-        ``ln_rho`` (model, ln M☉/kpc³), ``accel`` (n, 3); with truth ``dlnrho``, ``acc_rel_err``
-        and ``dln_n`` (conditional) or ``dln_s`` (selection) with the median removed; without,
+        ``ln_rho`` (model, ln M☉/kpc³), ``accel`` (n, 3); with truth ``dlnrho``, ``acc_rel_err``,
+        ``acc_ratio`` (a·a_true / |a_true|²) and ``dln_n`` (conditional) or ``dln_s``
+        (selection) with the median removed; without,
         ``ln_n``/``ln_s`` of the model.
     """
     out: dict[str, np.ndarray] = {}
@@ -124,6 +125,9 @@ def method_residuals(
         out["dlnrho"] = out["ln_rho"] - safe_log(truth.density(x))
         a_true = np.asarray(truth.acceleration(x), dtype=np.float64)
         out["acc_rel_err"] = np.linalg.norm(acc - a_true, axis=1) / np.linalg.norm(a_true, axis=1)
+        # Signed: the model's pull along the true one (< 1: too weak, the sign that a biased
+        # density error has; acc_rel_err alone cannot tell a weak pull from a turned one).
+        out["acc_ratio"] = np.sum(acc * a_true, axis=1) / np.sum(a_true * a_true, axis=1)
         if method == "conditional":
             out["dln_n"] = remove_constant(out["ln_n"] - safe_log(truth.number_density(x)))[0]
         elif method == "selection":

@@ -90,7 +90,7 @@ def make_report(
         fields[m] = res
         mm: dict[str, Any] = {"ln_rho_model": binned_both(res["ln_rho"], r, None, r_edges, None)}
         mm["frac_nonpositive_density"] = float(np.mean(~np.isfinite(res["ln_rho"])))
-        for key in ("dlnrho", "acc_rel_err", "dln_n", "dln_s"):
+        for key in ("dlnrho", "acc_rel_err", "acc_ratio", "dln_n", "dln_s"):
             if key in res:
                 mm[key] = binned_both(res[key], r, s_true, r_edges, s_edges)
         if truth is not None:
