@@ -37,6 +37,10 @@ def main() -> None:
     ap.add_argument("--radii", nargs="+", type=float, default=[1.0, 2.0, 4.0, 7.0])
     ap.add_argument("--fraction", type=float, default=0.75, help="share of stars fitted")
     args = ap.parse_args()
+    if not 0.0 < args.fraction <= 1.0:
+        ap.error(f"--fraction must be in (0, 1], got {args.fraction}")
+    if min(args.terms) < 1 or min(args.radii) <= 0.0:
+        ap.error("--terms must be >= 1 and --radii > 0")
     stars, truth = dp_mock.read_catalog(args.catalog), dp_mock.load_truth(args.catalog)
     x, v = np.asarray(stars["x"], float), np.asarray(stars["v"], float)
     r = np.linalg.norm(x, axis=1)
