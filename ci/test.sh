@@ -27,8 +27,19 @@ PACKAGES=(dp-ot dp-mock dp-cbe dp-flows)
 start=$(date +%s)
 stamp() { echo "[ci $(( $(date +%s) - start ))s] $*"; }
 
-rm -rf "$WORK/dist" "$WORK"/venv-*
+rm -rf "$WORK/dist" "$WORK"/venv-* "$WORK/cpp-build"
 mkdir -p "$WORK/dist"
+
+# Disk: the build venv, the umbrella venv and one package venv at a time (each removed after its
+# tests) peak at about 4 GB. A full disk otherwise fails minutes in, inside pip, as "OSError:
+# [Errno 28] No space left on device"; say so up front instead.
+need_kb=$((5 * 1024 * 1024))
+free_kb=$(df -Pk "$WORK" | awk 'NR == 2 { print $4 }')
+if (( free_kb < need_kb )); then
+  echo "ci: only $((free_kb / 1024)) MiB free under $WORK; the checks need about 5 GiB" \
+       "(free some space, or point DP_CI_WORK at a bigger disk)" >&2
+  exit 1
+fi
 
 stamp "bootstrap build tools"
 "$PY" -m venv "$WORK/venv-build"
@@ -92,6 +103,7 @@ print('$pkg', $mod.__version__, 'from', $mod.__file__)
   stamp "$pkg tests against the installed wheel"
   (cd "$WORK" && "$venv/bin/python" -m pytest -q -p no:cacheprovider -c "$ROOT/pyproject.toml" \
       --rootdir "$ROOT" "${MARK[@]}" "$ROOT/packages/$pkg/tests")
+  rm -rf "$venv"  # keeps the peak disk use to one package venv at a time
 done
 
 stamp "cross-package and end-to-end tests (umbrella venv)"
