@@ -194,7 +194,7 @@ def shell_losses(
     is_val = np.zeros(n, bool)
     is_val[perm[:n_val]] = True
     m = sol.model
-    settings = cfg.loss_settings()
+    settings = dp_cbe.FitConfig.from_dict(sol.hyperparameters["config"]).loss_settings()
 
     @jax.jit
     def per_sample(x: jax.Array, v: jax.Array, dx: jax.Array, dv: jax.Array,

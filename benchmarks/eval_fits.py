@@ -11,7 +11,9 @@ Usage:
         [--bins 8] [--n 16384] [--seed 0]
 
 Each MODEL_DIR is a dp-cbe model folder (``RUN/potentials/<name>/model`` in a pipeline run).
-With several models it also prints their mean and standard deviation per bin (the spread).
+With several models it also prints their mean and standard deviation per bin (the spread), and
+the error of the averaged potential Φ̄ = mean Φ_k (so ρ̄ = mean ρ_k): what fitting one gradient
+set K times and averaging the fits would report.
 """
 
 from __future__ import annotations
@@ -46,16 +48,20 @@ def main() -> None:
     ln_rho_true = np.log(truth.density(x))
     width = truth.r_max / args.bins
     print(f"median Δln ρ in {args.bins} bins of {width:.2f} kpc, {len(x)} points (S_true > 0.01)")
-    rows = []
+    rows, rhos = [], []
     for path in args.models:
         sol = dp_cbe.load_model(path)
-        d = np.log(np.maximum(sol.density(x), 1e-300)) - ln_rho_true
+        rhos.append(np.asarray(sol.density(x), np.float64))
+        d = np.log(np.maximum(rhos[-1], 1e-300)) - ln_rho_true
         rows.append([float(np.median(d[which == b])) for b in range(args.bins)])
         print(f"{path[-48:]:>48s}  " + " ".join(f"{m:+.3f}" for m in rows[-1]))
     if len(rows) > 1:
         a = np.asarray(rows)
         print(f"{'mean':>48s}  " + " ".join(f"{m:+.3f}" for m in a.mean(axis=0)))
         print(f"{'std':>48s}  " + " ".join(f"{m:.3f}" for m in a.std(axis=0, ddof=1)))
+        d = np.log(np.maximum(np.mean(rhos, axis=0), 1e-300)) - ln_rho_true
+        avg = [float(np.median(d[which == b])) for b in range(args.bins)]
+        print(f"{'averaged potential':>48s}  " + " ".join(f"{m:+.3f}" for m in avg))
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ FitConfig = dp_cbe.FitConfig
         ({"alpha": True}, "FitConfig.alpha must be a finite number > 0, got True"),
         ({"lr_decay": 0.0}, "FitConfig.lr_decay must be a finite number in (0, 1], got 0.0"),
         ({"frame": "rotating"}, "FitConfig.frame must be one of ['none', 'boost'"),
+        ({"residual_loss": "L2"}, "FitConfig.residual_loss must be one of ['asinh', 'l2']"),
         ({"checkpoint_every": 300, "eval_every": 200}, "FitConfig.checkpoint_every must be a "),
     ],
 )
@@ -50,7 +51,7 @@ def test_ints_are_numbers_and_numpy_scalars_count() -> None:
     cfg = FitConfig(alpha=2, lam=0, n_steps=np.int32(200), eval_every=np.int64(100))
     assert cfg.alpha == 2.0 and type(cfg.alpha) is float and type(cfg.lam) is float
     assert type(cfg.n_steps) is int and type(cfg.eval_every) is int
-    assert cfg.loss_settings().alpha == 2.0
+    assert cfg.resolved(exact=False, group_size=1).loss_settings().alpha == 2.0
 
 
 def test_frames_declared_once() -> None:

@@ -63,6 +63,15 @@ class LossSettings(NamedTuple):
     lam_nobs: float = 0.0
     l2: float = 0.0
     log_loss: bool = False
+    residual_loss: str = "asinh"
+
+
+def residual_penalty(r: Array, scale: Array | float, settings: LossSettings) -> Array:
+    """The CBE term of one residual: α⁻¹ asinh(α|r|/s) (``asinh``: |r|/s for small residuals,
+    logarithmic for outliers) or ½ (r/s)² (``l2``)."""
+    if settings.residual_loss == "l2":
+        return 0.5 * (r / scale) ** 2
+    return jnp.arcsinh(settings.alpha * jnp.abs(r) / scale) / settings.alpha
 
 
 class CBEModel(eqx.Module):
@@ -135,7 +144,7 @@ def sample_terms(
             extra = settings.lam_nobs * (a - ln_n_obs) ** 2
     u0, omega = frame_vectors(frame)
     r = residual(dphi, v, dlnf_dx, dlnf_dv, daux, method, x=x, u0=u0, omega=omega)
-    cbe = jnp.arcsinh(settings.alpha * jnp.abs(r) / scale) / settings.alpha
+    cbe = residual_penalty(r, scale, settings)
     neg = settings.lam * jnp.arcsinh(settings.beta * jnp.maximum(-lap, 0.0)) / settings.beta
     return cbe, neg, extra
 
@@ -190,15 +199,14 @@ def profiled_terms(
     rhs = jnp.einsum("pki,pk,pk->pi", wg, sg, tg)
     a = jnp.linalg.solve(gram + ridge * jnp.eye(3), rhs[..., None])[..., 0]
     r = (tg - jnp.einsum("pki,pi->pk", wg, a)).reshape(b)
-    alpha = settings.alpha
-    cbe = jnp.arcsinh(alpha * jnp.abs(r) / scale) / alpha
+    cbe = residual_penalty(r, scale, settings)
     neg = settings.lam * jnp.arcsinh(settings.beta * jnp.maximum(-lap, 0.0)) / settings.beta
     neg = jnp.repeat(neg, group)
     extra = jnp.zeros_like(cbe)
     if aux is not None:  # the ordinary residual with everything but ln n held fixed
         ln_n, dln_n = jax.vmap(jax.value_and_grad(aux))(batch.x)
         r_aux = jax.lax.stop_gradient(t) - jnp.sum(jax.lax.stop_gradient(w) * dln_n, axis=1)
-        extra = jnp.arcsinh(alpha * jnp.abs(r_aux) / scale) / alpha
+        extra = residual_penalty(r_aux, scale, settings)
         if settings.lam_nobs != 0.0:
             extra = extra + settings.lam_nobs * (ln_n - batch.ln_n_obs) ** 2
     return jnp.stack([cbe, neg, extra], axis=1)
