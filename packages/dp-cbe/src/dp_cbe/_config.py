@@ -91,14 +91,12 @@ class FitConfig:
         l2: weight of the mean squared network weights (per network).
         log_loss: minimise ln⟨L⟩ instead of ⟨L⟩.
         residual_loss: the CBE term of each residual: ``asinh`` (α⁻¹ asinh(α|r|/s), the
-            paper's robust loss: |r|/s for small residuals) or ``l2`` (½ (r/s)²; α unused);
-            None: automatic. A flow's gradients fix the conditional variant's force only
-            through how the shape of p(v|x) changes with x, a small signal beside the flow's
-            own errors; the absolute-value regime of ``asinh`` then settles on a weaker pull
-            than least squares does. Refits of the same conditional gradient sets (seeds 1
-            and 2) moved the demo's radial-bin Δln ρ from −0.11 … +0.09 to −0.09 … +0.04,
-            demo-om's middle bins from −0.27/−0.42 to −0.16/−0.29 and demo-hernquist's
-            centre from −0.26 to −0.13 (benchmarks/results/cbe.md).
+            paper's robust loss: |r|/s for small residuals) or ``l2`` (½ (r/s)²; α unused).
+            With a flow's conditional gradients ``l2`` gives a stronger pull than ``asinh``
+            (demo-om's worst middle bin −0.47 → −0.21 at convergence), but its validation
+            loss is so noisy that the stopping rule is never met and the best-validation
+            model is an early snapshot; on demo-hernquist the converged ``l2`` fit is no
+            better (benchmarks/results/cbe.md). Hence not the default.
         batch_size: samples per step (split across devices; a multiple of their number).
         radial_balance: fraction of each minibatch drawn evenly over 16 equal-width radial
             shells of the training positions (0: minibatches are epochs of the data; > 0:
@@ -143,8 +141,6 @@ class FitConfig:
     ``n_steps`` (the ceiling)     6,000                      12,000
     ``ln_n_gradient``             ``network``                ``profile`` with groups of ≥ 4
                                                              velocities, else ``network``
-    ``residual_loss``             ``l2`` (conditional),      ``asinh``
-                                  ``asinh`` (others)
     ============================  =========================  ==============================
 
     Exact gradients can be fitted to the edge of the volume, which takes a Φ that can follow
@@ -182,7 +178,7 @@ class FitConfig:
     lam_nobs: _NonNeg = 0.0
     l2: _NonNeg = 0.0
     log_loss: bool = False
-    residual_loss: Literal["asinh", "l2"] | None = None
+    residual_loss: Literal["asinh", "l2"] = "asinh"
     batch_size: _Count = 1024
     radial_balance: _Fraction | None = None
     n_steps: _Count | None = None
@@ -223,10 +219,10 @@ class FitConfig:
             d = d["fit"]
         return cls.from_dict(d)
 
-    def resolved(self, *, exact: bool, group_size: int, method: str = "conditional") -> FitConfig:
+    def resolved(self, *, exact: bool, group_size: int) -> FitConfig:
         """This config with its automatic (None) settings chosen for a gradient set that is
-        exact or estimated, comes in groups of ``group_size`` velocities per position and is
-        fitted by ``method`` (the table in the class docstring). Explicit settings are kept.
+        exact or estimated and comes in groups of ``group_size`` velocities per position
+        (the table in the class docstring). Explicit settings are kept.
 
         Example:
             >>> import dp_cbe
@@ -236,8 +232,6 @@ class FitConfig:
             (16, 0.25, 'profile')
             >>> cfg.resolved(exact=False, group_size=8).ln_n_gradient
             'network'
-            >>> cfg.resolved(exact=False, group_size=1, method="selection").residual_loss
-            'asinh'
         """
         auto: dict[str, Any] = {
             "phi_mixture": 16 if exact else 0,
@@ -245,7 +239,6 @@ class FitConfig:
             "radial_balance": 1.0 if exact else 0.5,
             "n_steps": 12000 if exact else 6000,
             "ln_n_gradient": "profile" if exact and group_size >= 4 else "network",
-            "residual_loss": "l2" if not exact and method == "conditional" else "asinh",
         }
         return dataclasses.replace(
             self, **{k: v for k, v in auto.items() if getattr(self, k) is None}
@@ -257,11 +250,6 @@ class FitConfig:
         if self.n_steps is None:
             raise ValueError("FitConfig.n_steps is automatic: resolve the config first")
         return self.n_steps
-
-    def _resolved_loss(self) -> str:
-        if self.residual_loss is None:
-            raise ValueError("FitConfig.residual_loss is automatic: resolve the config first")
-        return self.residual_loss
 
     def to_dict(self) -> dict[str, Any]:
         """All fields as a plain (JSON-serialisable) dict."""
@@ -277,5 +265,5 @@ class FitConfig:
             lam_nobs=float(self.lam_nobs),
             l2=float(self.l2),
             log_loss=bool(self.log_loss),
-            residual_loss=self._resolved_loss(),
+            residual_loss=self.residual_loss,
         )
