@@ -8,7 +8,8 @@ With a learned frame (`FitConfig.frame`; see `_frame`) ∇Φ becomes ∇Φ + Ω 
 multiplies a spatial gradient becomes w = v − u₀ − Ω × x.
 
 L = α⁻¹ asinh(α|r|/s) + λ β⁻¹ asinh(β max(−∇²Φ, 0)) [+ λ_S (ln S)²] [+ λ_nobs (ln n − ln n_obs)²],
-averaged over samples (or ln of that average), plus l2 · mean squared weights per network.
+averaged over samples (or ln of that average), plus l2 · mean squared weights per network;
+``residual_loss = "l2"`` makes the first term ½ (r/s)² (`residual_penalty`).
 s is a per-sample residual scale from the data alone (`residual_scales`; 1 when unweighted).
 
 Conditional, with groups of K ≥ 4 velocities per position (`profiled_terms`): ∇ln n is not a
