@@ -91,6 +91,16 @@ inline void tight_mask_tail(const double* c, const double* v, double thr, int64_
   if (n & 63) words[n >> 6] = word;
 }
 
+// Appends the 16 mask bits of columns k..k+15 (k a multiple of 16) to the current 64-bit word,
+// storing it once its last 16 columns are in: the SIMD kernels' common step.
+inline void push16(unsigned bits, int64_t k, uint64_t& word, uint64_t* words) {
+  word |= static_cast<uint64_t>(bits) << (k & 63);
+  if ((k & 63) == 48) {
+    words[k >> 6] = word;
+    word = 0;
+  }
+}
+
 [[maybe_unused]] void tight_mask_portable(const double* c, const double* v, double thr, int64_t n,
                                           uint64_t* words) {
   tight_mask_tail(c, v, thr, 0, n, 0, words);
@@ -125,11 +135,7 @@ void tight_mask_sse2(const double* c, const double* v, double thr, int64_t n, ui
       bits |= static_cast<unsigned>(_mm_movemask_ps(
                   _mm_castsi128_ps(_mm_packs_epi32(m[2 * q], m[2 * q + 1]))))
               << (4 * q);
-    word |= static_cast<uint64_t>(bits) << (k & 63);
-    if ((k & 63) == 48) {
-      words[k >> 6] = word;
-      word = 0;
-    }
+    push16(bits, k, word, words);
   }
   tight_mask_tail(c, v, thr, k, n, word, words);
 }
@@ -151,11 +157,7 @@ __attribute__((target("avx2,fma"))) void tight_mask_avx2(const double* c, const 
       bits |= static_cast<unsigned>(_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_permute4x64_epi64(
                   _mm256_packs_epi32(m[2 * q], m[2 * q + 1]), 0xd8))))
               << (8 * q);
-    word |= static_cast<uint64_t>(bits) << (k & 63);
-    if ((k & 63) == 48) {
-      words[k >> 6] = word;
-      word = 0;
-    }
+    push16(bits, k, word, words);
   }
   tight_mask_tail(c, v, thr, k, n, word, words);
 }
