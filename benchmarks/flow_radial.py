@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+from pathlib import Path
 
 import dp_flows
 import dp_mock
@@ -56,6 +57,9 @@ def main() -> None:
         ap.error("--radii must be > 0")
 
     cat = f"{args.run}/mock/catalog.h5"
+    for need in (cat, f"{args.run}/flows/conditional/model"):
+        if not Path(need).exists():
+            ap.error(f"{need} does not exist (RUN must be a deep-potential run folder of a mock)")
     truth = dp_mock.load_truth(cat)
     flow = dp_flows.load_flow(f"{args.run}/flows/conditional/model")
     rng = np.random.default_rng(args.seed)
