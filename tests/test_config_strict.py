@@ -31,7 +31,7 @@ def _check(tmp_path: Path, text: str, capsys: pytest.CaptureFixture[str]) -> tup
         # passed `check`, crashed after the mock had run
         ('[flows.conditional]\nwidth = "16"', "[flows.conditional]: FlowConfig.width must be an integer ≥ 1, got '16'"),
         ("[flows.spatial]\nwidth = 16.5", "[flows.spatial]: FlowConfig.width must be an integer ≥ 1, got 16.5"),
-        ("[flows.conditional]\nn_epochs = 2.5", "[flows.conditional]: FlowConfig.n_epochs must be an integer ≥ 1, got 2.5"),
+        ("[flows.conditional]\nn_epochs = 2.5", "[flows.conditional]: FlowConfig.n_epochs must be an integer ≥ 1 (or None), got 2.5"),
         ("[flows.spatial]\nweight_decay = inf", "[flows.spatial]: FlowConfig.weight_decay must be a finite number ≥ 0, got inf"),
         ("[cbe]\nweight_decay = inf", "[cbe]: FitConfig.weight_decay must be a finite number ≥ 0, got inf"),
         ("[cbe]\nalpha = inf", "[cbe]: FitConfig.alpha must be a finite number > 0, got inf"),

@@ -19,7 +19,7 @@ from dp_flows import FlowConfig
         ({"width": "16"}, "FlowConfig.width must be an integer ≥ 1, got '16'"),
         ({"width": 16.5}, "FlowConfig.width must be an integer ≥ 1, got 16.5"),
         ({"width": 2.5}, "FlowConfig.width must be an integer ≥ 1, got 2.5"),
-        ({"n_epochs": 2.5}, "FlowConfig.n_epochs must be an integer ≥ 1, got 2.5"),
+        ({"n_epochs": 2.5}, "FlowConfig.n_epochs must be an integer ≥ 1 (or None), got 2.5"),
         (
             {"weight_decay": math.inf},
             "FlowConfig.weight_decay must be a finite number ≥ 0, got inf",

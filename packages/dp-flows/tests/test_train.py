@@ -137,6 +137,23 @@ def test_config_and_input_errors():
         dp_flows.fit_flow(np.zeros(100))
 
 
+def test_automatic_epochs_follow_the_data_size(tmp_path):
+    """``n_epochs = None``: a conditional flow trains ~6000 steps (64–512 epochs), an
+    unconditional one 64 epochs; the fit records the number it used."""
+    cfg = dp_flows.FlowConfig()
+    assert cfg.n_epochs is None
+    assert cfg.epochs_for(24, conditional=True) == 250  # 2^17 stars, batches of 4096
+    assert cfg.epochs_for(768, conditional=True) == 64  # 2^22 stars
+    assert cfg.epochs_for(1, conditional=True) == 512
+    assert cfg.epochs_for(24, conditional=False) == 64
+    assert cfg.replace(n_epochs=7).epochs_for(24, conditional=True) == 7
+    x = np.random.default_rng(0).standard_normal((512, 2))
+    tiny = dp_flows.FlowConfig(**dict(TINY, width=8, depth=1), ot=False)
+    dp_flows.fit_flow(x, config=tiny, out_dir=tmp_path, progress=False)
+    h = json.loads((tmp_path / "history.json").read_text())
+    assert h["config"]["n_epochs"] == 64 and len(h["history"]) == 64
+
+
 def test_ema_step_averages_the_weights():
     import equinox as eqx
     import optax

@@ -376,6 +376,13 @@ def _validation_pairs(
     return z0v, zv, cv, wv, tv
 
 
+def _epochs(config: FlowConfig) -> int:
+    """The resolved number of epochs (`fit_flow` sets ``n_epochs`` before training)."""
+    if config.n_epochs is None:
+        raise AssertionError("n_epochs is resolved by fit_flow (FlowConfig.epochs_for)")
+    return config.n_epochs
+
+
 @contextlib.contextmanager
 def _pairing_source(
     zt: np.ndarray,
@@ -405,7 +412,7 @@ def _pairing_source(
                 base / "pairings",
                 weights=wt,
                 seed=seed,
-                n_epochs=min(config.ot_epochs, config.n_epochs),
+                n_epochs=min(config.ot_epochs, _epochs(config)),
                 block=config.ot_block,
             )
         except FileExistsError:
@@ -470,7 +477,8 @@ def _train(
         The best-validation EMA field (on the host's default device), its validation loss
         and the per-epoch history.
     """
-    optimizer = make_optimizer(config, problem.steps_per_epoch * config.n_epochs)
+    n_epochs = _epochs(config)
+    optimizer = make_optimizer(config, problem.steps_per_epoch * n_epochs)
     opt_state = optimizer.init(eqx.filter(field, eqx.is_array))
     state = _checkpoint.TrainState(field, opt_state, field, field)
     ckpt_dir = None if out_dir is None else Path(out_dir) / "checkpoint"
@@ -494,11 +502,11 @@ def _train(
         if source is not None:
             wt = np.ones_like(wt)  # dp-ot already draws the stars in proportion to the weights
         bar = tqdm(
-            range(start_epoch, config.n_epochs),
+            range(start_epoch, n_epochs),
             disable=not progress,
             desc="fit_flow",
             initial=start_epoch,
-            total=config.n_epochs,
+            total=n_epochs,
         )
         field, opt_state, best, ema = state.field, state.opt_state, state.best, state.ema
         for epoch in bar:
@@ -515,7 +523,7 @@ def _train(
                     "grad clipping, or check data/weights (the last checkpoint is kept)"
                 )
             record = {"epoch": epoch, "train_loss": train_loss}
-            if (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.n_epochs:
+            if (epoch + 1) % config.eval_every == 0 or epoch + 1 == n_epochs:
                 val_loss = float(_eval_loss(ema, *val_data))
                 record["val_loss"] = val_loss
                 if val_loss < best_val:
@@ -526,7 +534,7 @@ def _train(
                 val=f"{record.get('val_loss', math.nan):.4f}",
                 best=f"{best_val:.4f}",
             )
-            done = epoch + 1 == config.n_epochs
+            done = epoch + 1 == n_epochs
             if ckpt_dir is not None and ((epoch + 1) % config.checkpoint_every == 0 or done):
                 state = _checkpoint.TrainState(field, opt_state, best, ema)
                 _checkpoint.save(ckpt_dir, state, epoch + 1, best_val, history, meta)
@@ -601,6 +609,10 @@ def fit_flow(
     data, condition, weights = _validate_inputs(data, condition, weights)
     devices = list(devices or jax.devices())
     problem = _prepare(data, condition, weights, config, seed, len(devices))
+    # n_epochs = None: from the data's size; the flow records the number it trained
+    config = config.replace(
+        n_epochs=config.epochs_for(problem.steps_per_epoch, conditional=condition is not None)
+    )
     z, cz, whitener, whiten_stats, log_r = _whiten_data(problem, condition, config, seed)
 
     n, d = data.shape
@@ -628,6 +640,11 @@ def fit_flow(
         save_flow(flow, out_dir)
         write_json(
             Path(out_dir) / "history.json",
-            {"history": history, "best_val": best_val, "whitening": whiten_stats},
+            {
+                "history": history,
+                "best_val": best_val,
+                "whitening": whiten_stats,
+                "config": config.to_dict(),
+            },
         )
     return flow
