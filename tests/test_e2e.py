@@ -66,7 +66,7 @@ def test_tiny_run_every_stage_then_rerun_skips(
     assert "dln_s" in metrics["methods"]["selection"]
     assert "dln_n" in metrics["methods"]["conditional"]
     assert math.isfinite(metrics["p_v_given_x"]["dlnp"]["all"]["median"])
-    for fig in ("fig1", "fig2", "fig3", "fig5"):
+    for fig in ("fig1", "fig2", "fig3", "fig5", "fig7"):
         assert rep.path(fig).read_bytes()[:8] == PNG_MAGIC
     assert "## Accuracy targets" in rep.path("report").read_text()
 
@@ -120,6 +120,10 @@ def test_own_catalogue_without_truth(tmp_path: Path) -> None:
     # r_max defaults to the farthest star
     assert metrics["r_max_kpc"] == pytest.approx(np.linalg.norm(x, axis=1).max())
     assert res.unit("report").path("fig3").read_bytes()[:8] == PNG_MAGIC
+    # the stars' own p(v|x) shape: a Plummer sphere's κ = 18/7 is far from Gaussian
+    shape = metrics["velocity_shape"]
+    assert np.allclose(shape["kappa_r"], 18 / 7, atol=0.35) and shape["near_gaussian_kpc"] == []
+    assert res.unit("report").path("fig7").read_bytes()[:8] == PNG_MAGIC
     assert "no truth" in res.unit("report").path("report").read_text()
     # vanilla needs 1/S weights the survey file lacks: refused at config time
     cfg_path.write_text(

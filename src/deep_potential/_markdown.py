@@ -97,6 +97,21 @@ def _profile_section(metrics: Mapping[str, Any]) -> list[str]:
     return L
 
 
+def _shape_warning(metrics: Mapping[str, Any]) -> list[str]:
+    """The near-Gaussian radii of the stars' p(v|x) (`velocity_shape`), as a warning."""
+    vs = metrics.get("velocity_shape")
+    if not vs or not vs["near_gaussian_kpc"]:
+        return []
+    where = ", ".join(f"{lo:.2g}–{hi:.2g} kpc" for lo, hi in vs["near_gaussian_kpc"])
+    return [
+        f"**Warning: at r = {where} the stars' velocity distribution is close to Gaussian** "
+        f"(radial and tangential kurtosis within {vs['margin']:g} of 3; Fig. 7). There the "
+        "conditional method cannot tell the force from the density gradient locally, so its "
+        "ρ and Φ rest on their values around; expect larger errors there.",
+        "",
+    ]
+
+
 def write_report_md(
     path: Path, config: PipelineConfig, metrics: Mapping[str, Any], files: Mapping[str, str]
 ) -> None:
@@ -123,6 +138,7 @@ def write_report_md(
                 "without converging** (see each model's history.json); raise `[cbe] n_steps`.",
                 "",
             ]
+    L += _shape_warning(metrics)
     if metrics["truth"]:
         L += ["## Accuracy targets", "", *goal_check(metrics), ""]
     for m, mm in metrics["methods"].items():

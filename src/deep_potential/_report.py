@@ -12,7 +12,7 @@ import numpy as np
 
 from . import _figures
 from ._config import PipelineConfig
-from ._diagnostics import ensemble_bias_variance, gradient_diagnostics
+from ._diagnostics import ensemble_bias_variance, gradient_diagnostics, velocity_shape
 from ._manifest import write_json_atomic
 from ._markdown import write_report_md
 from ._metrics import (
@@ -121,6 +121,10 @@ def make_report(
     metrics["profiles"], profile_errors = potential_profiles(models, truth, radii, r_edges)
     for m, err in profile_errors.items():
         metrics["methods"][m] |= err
+    if "conditional" in models:  # where the stars' p(v|x) carries little shape signal
+        metrics["velocity_shape"] = velocity_shape(
+            stars["x"], stars["v"], seed=derive_seed(config.run.seed, "velocity_shape")
+        )
     # The p(v|x) flow, loaded once for its summary, its residuals and the ensemble's spread.
     cond_flow = _load_flow(flow_dirs["conditional"]) if "conditional" in flow_dirs else None
     if cond_flow is not None:
@@ -323,6 +327,9 @@ def _draw_figures(
         models, truth, r_max, fig3, resolution=rep.plane_resolution, s_cut=rep.s_cut
     ):
         files["fig3"] = fig3.name
+    if "velocity_shape" in metrics:
+        _figures.fig_velocity_shape(metrics["velocity_shape"], out / "fig7_velocity_shape.png")
+        files["fig7"] = "fig7_velocity_shape.png"
     profiles = {m: metrics["methods"][m]["ln_rho_model"] for m in methods}
     _figures.fig_profile(profiles, out / "density_profile.png")
     files["profile"] = "density_profile.png"
