@@ -95,6 +95,9 @@ def fig_residuals(
             ax.legend(fontsize=7)
         ax.set(title=m, xlabel="r [kpc]", ylabel=LABELS["dlnrho"] + f" (S>{s_cut:g})")
         _ref_lines(ax, True)
+        if m == "conditional":  # where the stars' p(v|x) is near Gaussian (Fig. 7)
+            for lo, hi in metrics.get("velocity_shape", {}).get("near_gaussian_kpc", []):
+                ax.axvspan(lo, hi, color="tab:red", alpha=0.12, lw=0)
         ax = axes[1, j]
         _band(ax, mm["dlnrho"]["by_s"], c, m, True)
         ax.set(xlabel=r"$S_\mathrm{true}$", ylabel=LABELS["dlnrho"])
