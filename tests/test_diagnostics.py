@@ -7,6 +7,7 @@ import dataclasses
 
 import dp_mock
 import numpy as np
+import pytest
 
 from deep_potential._diagnostics import gradient_diagnostics
 
@@ -155,3 +156,5 @@ def test_velocity_shape_measures_the_kurtosis_and_flags_gaussian_shells():
     assert np.all(np.abs(np.asarray(g["kappa_r"]) - 3) < 0.2) and all(g["near_gaussian"])
     assert len(g["near_gaussian_kpc"]) == 1
     np.testing.assert_allclose(g["near_gaussian_kpc"][0], [g["r_edges"][0], g["r_edges"][-1]])
+    with pytest.raises(ValueError, match=r"shape \(N, 3\)"):
+        velocity_shape(x, v[:-1])

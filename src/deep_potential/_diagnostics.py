@@ -173,6 +173,11 @@ def gradient_diagnostics(
     return out
 
 
+def _kurtosis(a: np.ndarray) -> np.ndarray:
+    """⟨a⁴⟩ / ⟨a²⟩² along the last axis (a about zero: the caller removes any mean)."""
+    return np.mean(a**4, axis=-1) / np.mean(a**2, axis=-1) ** 2
+
+
 def velocity_moment_ratios(
     x: np.ndarray, v_model: np.ndarray, v_true: np.ndarray
 ) -> dict[str, np.ndarray]:
@@ -187,7 +192,7 @@ def velocity_moment_ratios(
         vr = np.einsum("mkj,mj->mk", v, rhat)
         vt2 = np.sum(v**2, axis=2) - vr**2
         s_r2 = np.mean(vr**2, axis=1)
-        return s_r2, 0.5 * np.mean(vt2, axis=1), np.mean(vr**4, axis=1) / s_r2**2
+        return s_r2, 0.5 * np.mean(vt2, axis=1), _kurtosis(vr)
 
     (mr, mt, mk), (tr, tt, tk) = moments(v_model), moments(v_true)
     return {"sigma_r2_ratio": mr / tr, "sigma_t2_ratio": mt / tt, "kurtosis_r_ratio": mk / tk}
@@ -273,6 +278,11 @@ def velocity_shape(
         ([lo, hi] radius ranges of adjacent flagged shells)}``.
     """
     x, v = np.asarray(x, np.float64), np.asarray(v, np.float64)
+    if x.ndim != 2 or x.shape[1] != 3 or v.shape != x.shape or len(x) < 2:
+        raise ValueError(
+            f"velocity_shape needs positions and velocities of shape (N, 3), N ≥ 2; got "
+            f"x {x.shape} and v {v.shape}"
+        )
     r = np.linalg.norm(x, axis=1)
     n_shells = max(1, min(n_shells, len(r) // 64))
     edges = np.quantile(r, np.linspace(0.0, 1.0, n_shells + 1))
@@ -293,21 +303,17 @@ def velocity_shape(
         wr = np.sum(ws * e_r, axis=1)
         wt = np.concatenate([np.sum(ws * e_t, axis=1), np.sum(ws * e_p, axis=1)])
 
-        def kurt(a: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
-            a = a if idx is None else a[idx]
-            return np.mean(a**4, axis=-1) / np.mean(a**2, axis=-1) ** 2
-
         n = len(wr)
         # bootstrap resamples of at most BOOT_CAP stars, their spread scaled by √(m/n)
         m_b = min(n, BOOT_CAP)
         boot = rng.integers(0, n, size=(n_boot, m_b))
         shrink = np.sqrt(m_b / n)
         out["n"].append(int(n))
-        out["kappa_r"].append(float(kurt(wr)))
-        out["kappa_r_err"].append(float(np.std(kurt(wr, boot), ddof=1) * shrink))
-        out["kappa_t"].append(float(kurt(wt)))
+        out["kappa_r"].append(float(_kurtosis(wr)))
+        out["kappa_r_err"].append(float(np.std(_kurtosis(wr[boot]), ddof=1) * shrink))
+        out["kappa_t"].append(float(_kurtosis(wt)))
         both = np.concatenate([boot, boot + n], axis=1)  # a star's two tangential components
-        out["kappa_t_err"].append(float(np.std(kurt(wt, both), ddof=1) * shrink))
+        out["kappa_t_err"].append(float(np.std(_kurtosis(wt[both]), ddof=1) * shrink))
     flag = [bool(abs(a - 3) < margin and abs(b - 3) < margin)
             for a, b in zip(out["kappa_r"], out["kappa_t"], strict=True)]  # fmt: skip
     ranges: list[list[float]] = []
