@@ -91,3 +91,27 @@ def test_figure_and_markdown_with_and_without_truth(truth, tmp_path: Path) -> No
     assert len(rows) == 2 and "Δv_c" not in "\n".join(lines)
     v8 = float(rows[1].split("|")[2])  # v_c of "conditional" (the truth) at r = 8 kpc, 4 digits
     assert v8 == pytest.approx(float(truth.circular_velocity(np.array([8.0]))[0]), rel=1e-3)
+
+
+def test_convergence_lines_tell_a_fit_still_falling_from_one_past_its_minimum() -> None:
+    """The report asks for more steps only where the validation loss was still falling; a fit
+    whose minimum came long before the ceiling gets a note naming that step instead. A history
+    without ``still_improving`` (older runs) gets the conservative warning."""
+    metrics = {
+        "convergence": {"vanilla": True, "selection": False, "conditional": False},
+        "fit_status": {
+            "vanilla": {"stop_reason": "converged", "steps": 3000, "best_step": 2750,
+                        "still_improving": False},
+            "selection": {"stop_reason": "n_steps", "steps": 6000, "best_step": 6000,
+                          "still_improving": True},
+            "conditional": {"stop_reason": "n_steps", "steps": 6000, "best_step": 1500,
+                            "still_improving": False},
+        },
+    }  # fmt: skip
+    text = "\n".join(_markdown._convergence_warning(metrics))
+    assert "fit(s) selection hit their step ceiling while the validation loss" in text
+    assert "conditional at step 1500 of 6000" in text and "vanilla" not in text
+    del metrics["fit_status"]
+    text = "\n".join(_markdown._convergence_warning(metrics))
+    assert "fit(s) selection, conditional hit their step ceiling" in text
+    assert _markdown._convergence_warning({"convergence": {"vanilla": True}}) == []

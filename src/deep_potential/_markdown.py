@@ -97,6 +97,36 @@ def _profile_section(metrics: Mapping[str, Any]) -> list[str]:
     return L
 
 
+def _convergence_warning(metrics: Mapping[str, Any]) -> list[str]:
+    """Lines on the fits that stopped at their step ceiling unconverged, split by whether more
+    steps could help (the validation loss still falling) or not (it bottomed out earlier and
+    the model is that step's)."""
+    status = metrics.get("fit_status") or {}
+    bad = [k for k, ok in (metrics.get("convergence") or {}).items() if ok is False]
+    rising = [k for k in bad if (status.get(k) or {}).get("still_improving") is False]
+    falling = [k for k in bad if k not in rising]
+    out = []
+    if falling:
+        out += [
+            f"**Warning: the potential fit(s) {', '.join(falling)} hit their step ceiling while "
+            "the validation loss was still falling** (see each model's history.json); raise "
+            "`[cbe] n_steps`.",
+            "",
+        ]
+    if rising:
+        when = ", ".join(
+            f"{k} at step {status[k].get('best_step')} of {status[k].get('steps')}" for k in rising
+        )
+        out += [
+            f"Note: the potential fit(s) {', '.join(rising)} did not meet the stopping rule, but "
+            f"their validation loss had reached its minimum long before the ceiling ({when}); "
+            "each model is the one at that minimum, and more steps would not change it (more "
+            "gradient samples, `[gradients] n`, would).",
+            "",
+        ]
+    return out
+
+
 def _shape_warning(metrics: Mapping[str, Any]) -> list[str]:
     """The near-Gaussian radii of the stars' p(v|x) (`velocity_shape`), as a warning."""
     vs = metrics.get("velocity_shape")
@@ -130,14 +160,7 @@ def write_report_md(
     ]
     if metrics.get("catalog_frame"):
         L += [f"Frame of the catalogue (deep-potential ingest): {metrics['catalog_frame']}", ""]
-    if metrics.get("convergence"):
-        bad = [k for k, ok in metrics["convergence"].items() if ok is False]
-        if bad:
-            L += [
-                f"**Warning: the potential fit(s) {', '.join(bad)} hit their step ceiling "
-                "without converging** (see each model's history.json); raise `[cbe] n_steps`.",
-                "",
-            ]
+    L += _convergence_warning(metrics)
     L += _shape_warning(metrics)
     if metrics["truth"]:
         L += ["## Accuracy targets", "", *goal_check(metrics), ""]

@@ -111,6 +111,12 @@ def make_report(
     metrics["convergence"] = {
         m: (model.history or {}).get("converged") for m, model in models.items()
     }
+    # How each fit stopped (docs/formats.md): whether more steps could have helped.
+    metrics["fit_status"] = {
+        m: {k: (model.history or {}).get(k)
+            for k in ("stop_reason", "steps", "best_step", "still_improving")}
+        for m, model in models.items()
+    }  # fmt: skip
     with h5py.File(catalog, "r") as f:
         if "frame_text" in f.attrs:
             metrics["catalog_frame"] = str(f.attrs["frame_text"])

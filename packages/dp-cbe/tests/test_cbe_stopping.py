@@ -12,6 +12,7 @@ import dp_cbe
 import numpy as np
 import pytest
 from dp_cbe._stopping import StoppingRule, probe_change, probe_positions
+from dp_cbe._train import still_improving, unconverged_message
 
 # A small vanilla fit of exact Plummer gradients: an easy problem the rule must call converged.
 EASY = dict(phi_width=32, phi_depth=1, batch_size=256, n_steps=4000, eval_every=50,
@@ -41,6 +42,21 @@ def test_ceiling_warns_and_records_not_converged(tmp_path: Path) -> None:
     assert sol.history["steps"] == 100
     saved = json.loads((tmp_path / "history.json").read_text())
     assert saved["converged"] is False and saved["stop_reason"] == "n_steps"
+    assert saved["still_improving"] is True  # 100 steps: the loss was still falling
+
+
+def test_unconverged_message_says_whether_more_steps_can_help() -> None:
+    """Still falling at the ceiling: raise n_steps. Minimum long past: the model is the
+    minimum's, and more steps will not change it."""
+    cfg = dp_cbe.FitConfig(n_steps=6000, eval_every=250, patience=3)
+    assert still_improving(5500, 6000, cfg) and not still_improving(5250, 6000, cfg)
+    h = {"steps": 6000, "probe_change": [None, 0.5, 0.02], "best_step": 5750,
+         "still_improving": True}  # fmt: skip
+    assert "Refit with a larger n_steps" in unconverged_message("conditional", h, cfg)
+    h |= {"best_step": 1500, "still_improving": False}
+    text = unconverged_message("conditional", h, cfg)
+    assert "reached its minimum at step 1500" in text and "larger n_steps" not in text
+    assert text.startswith("dp-cbe conditional: NOT CONVERGED after 6000 steps")
 
 
 def test_rule_is_a_function_of_the_evaluations() -> None:

@@ -340,24 +340,43 @@ def fit(
         bar.close()
 
     final = eqx.combine(jax.device_get(best), static)
+    improving = still_improving(state["best_step"], state["step"], cfg)
     history = dict(state["history"], best_step=state["best_step"], best_val=state["best_val"],
                    steps=state["step"], converged=bool(state["converged"]),
-                   stop_reason=state["stop_reason"])  # fmt: skip
+                   stop_reason=state["stop_reason"], still_improving=improving)  # fmt: skip
     if not state["converged"]:
-        last = (state["history"]["probe_change"] or [None])[-1]
-        warnings.warn(
-            f"dp-cbe {method}: NOT CONVERGED after {state['step']} steps (n_steps = "
-            f"{cfg.ceiling}): the validation loss or Φ on the probe positions was still changing "
-            f"(last relative probe change {last}, probe_tol {cfg.probe_tol}); the model may be "
-            "inaccurate, first where orbits are slow (large radii). Refit with a larger n_steps "
-            "(in a fresh out_dir), or a lower learning_rate if the losses oscillate.",
-            ConvergenceWarning,
-            stacklevel=3,
-        )
+        warnings.warn(unconverged_message(method, history, cfg), ConvergenceWarning, stacklevel=3)
     solution = PotentialSolution(final, hyper, history)
     if out_dir is not None:
         save_model(final, hyper, out_dir, history=history)
     return solution
+
+
+def still_improving(best_step: int, steps: int, cfg: FitConfig) -> bool:
+    """Whether the validation loss was still falling when a fit stopped: its best came in the
+    last ``patience`` evaluations. If not, the returned best-validation model predates the stop
+    by far, and more steps would only fit the training samples' noise further."""
+    return bool(best_step > steps - cfg.patience * cfg.eval_every)
+
+
+def unconverged_message(method: str, history: dict[str, Any], cfg: FitConfig) -> str:
+    """The `ConvergenceWarning` of a fit that reached its step ceiling unconverged: what the
+    history says more steps would (still falling) or would not (minimum long past) change."""
+    last = (history["probe_change"] or [None])[-1]
+    head = (f"dp-cbe {method}: NOT CONVERGED after {history['steps']} steps (n_steps = "
+            f"{cfg.ceiling}; last relative probe change {last}, probe_tol {cfg.probe_tol}): ")  # fmt: skip
+    if history["still_improving"]:
+        return head + (
+            "the validation loss was still falling; the model may be inaccurate, first where "
+            "orbits are slow (large radii). Refit with a larger n_steps (in a fresh out_dir), "
+            "or a lower learning_rate if the losses oscillate."
+        )
+    return head + (
+        f"the validation loss reached its minimum at step {history['best_step']} and did not "
+        "improve after (the networks fit the training samples' noise); the model is that "
+        "step's. More steps will not change it: more gradient samples will, and refits with "
+        "other seeds show its spread."
+    )
 
 
 def _checkpoint(ckpt: Path, trees: tuple[Any, Any, Any], state: dict[str, Any]) -> None:
