@@ -1,0 +1,137 @@
+"""The force a conditional flow's gradients imply, shell by shell, under the potential fit's loss.
+
+The conditional CBE residual at one position x with K velocities v₁…v_K is
+
+    r_k = ∇Φ·∇ᵥ ln p_k − v_k·(∇ₓ ln p_k + a),    a = ∇ln n(x) free,
+
+so with ∇Φ = c ∇Φ_true the best a is a 3×3 least-squares solve per position, and the loss left
+over is a function of the one number c. Its minimiser c* in a radial shell is the force that the
+flow's gradients in that shell ask for, as a fraction of the truth: c* < 1 biases the fitted
+density low there whatever the potential fit does. This splits a conditional run's density
+error into its two sources — the flow (c* ≠ 1) and the fit (the fitted force differs from c*) —
+at the observed stars' positions (the positions the pipeline fits at), each with K velocities
+from the mock's TRUE p(v|x), every residual divided by the fit's scale s (``dp_cbe.
+residual_scales``) and scored by the fit's ``asinh`` term and by least squares (``l2``).
+
+With the mock's exact gradients (``--exact``) c* = 1 in every shell: the script's own check.
+
+Two tests that tell a flow's estimator bias from the noise of the data (both 2026-11-30):
+
+- ``FLOW_DIR`` more than once (flows trained on the same catalogue with other seeds): if their
+  c* agree, the error is set by the stars, not by the training run;
+- ``--write-synthetic OUT.h5``: a copy of the catalogue whose velocities are drawn from the
+  first flow (the stars' positions kept). Train a flow on it with the same settings
+  (``dp-flows fit OUT.h5 --flow conditional --config C --seed S --out DIR``) and pass that DIR
+  with ``--corrected DIR``: in the first flow's world the truth is the first flow, so if flows
+  shrink the x-dependence by a factor λ, the second flow's c* is about λ times the first's and
+  the bootstrap-corrected gradients 2∇ln p₁ − ∇ln p₂ give c* ≈ 1.
+
+Usage:
+    .venv/bin/python benchmarks/force_scale.py RUN_DIR [FLOW_DIR ...] [--exact]
+        [--corrected DIR] [--positions 8192] [--k 8] [--seed 5]
+        [--write-synthetic OUT.h5]
+
+RUN_DIR is a ``deep-potential run`` folder of a mock (``mock/catalog.h5`` with its truth);
+without FLOW_DIR its ``flows/conditional/model`` is scored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import shutil
+
+import dp_flows
+import dp_mock
+import h5py
+import jax
+import numpy as np
+from dp_cbe import residual_scales
+
+SHELLS = (0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 20.0)
+SCALES = np.linspace(0.3, 1.7, 141)  # the grid of c
+
+
+def profiled_residuals(c, x, v, dx, dv, g_true, s, k):
+    """Residuals r (n,) with ∇Φ = c ∇Φ_true and a solved per position (weights 1/s²)."""
+    p = len(x) // k
+    t = c * np.sum(g_true * dv, axis=1) - np.sum(v * dx, axis=1)
+    tg, wg, sg = t.reshape(p, k), v.reshape(p, k, 3), (1.0 / s**2).reshape(p, k)
+    gram = np.einsum("pki,pk,pkj->pij", wg, sg, wg)
+    rhs = np.einsum("pki,pk,pk->pi", wg, sg, tg)
+    a = np.linalg.solve(gram + 1e-9 * np.eye(3), rhs[..., None])[..., 0]
+    return (tg - np.einsum("pki,pi->pk", wg, a)).reshape(-1)
+
+
+def shell_minimisers(x, v, dx, dv, g_true, k) -> list[str]:
+    """'lo-hi: c*(asinh)/c*(l2) (positions)' for every shell with ≥ 30 positions."""
+    s = residual_scales(x, v, dx, dv)
+    res = np.array([profiled_residuals(c, x, v, dx, dv, g_true, s, k) for c in SCALES])
+    r = np.linalg.norm(x, axis=1)
+    out = []
+    for lo, hi in itertools.pairwise(SHELLS):
+        m = (r >= lo) & (r < hi)
+        if m.sum() < 30 * k:
+            continue
+        asinh = np.arcsinh(np.abs(res[:, m]) / s[m]).sum(axis=1)
+        l2 = ((res[:, m] / s[m]) ** 2).sum(axis=1)
+        out.append(f"{lo:g}-{hi:g}: {SCALES[asinh.argmin()]:.2f}/{SCALES[l2.argmin()]:.2f} "
+                   f"({m.sum() // k})")  # fmt: skip
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("run", help="a deep-potential run folder of a mock")
+    ap.add_argument("flows", nargs="*", help="conditional flow dirs (default: the run's)")
+    ap.add_argument("--exact", action="store_true", help="also score the mock's exact gradients")
+    ap.add_argument("--corrected", help="flow trained on --write-synthetic's catalogue")
+    ap.add_argument("--positions", type=int, default=8192, help="stars' positions drawn")
+    ap.add_argument("--k", type=int, default=8, help="true velocities per position")
+    ap.add_argument("--seed", type=int, default=5)
+    ap.add_argument("--write-synthetic", metavar="OUT", help="write the first flow's world")
+    args = ap.parse_args()
+    catalog = f"{args.run}/mock/catalog.h5"
+    truth, stars = dp_mock.load_truth(catalog), dp_mock.read_catalog(catalog)
+    flows = args.flows or [f"{args.run}/flows/conditional/model"]
+    xs = np.asarray(stars["x"], np.float64)
+    rng = np.random.default_rng(args.seed)
+    pick = rng.choice(len(xs), min(args.positions, len(xs)), replace=False)
+    x = np.repeat(xs[pick], args.k, axis=0)
+    v_kms = truth.sample_velocities(args.seed + 1, x)
+    v = v_kms / 100.0  # dp-cbe's internal units: kpc, 100 km/s
+    g_true = -truth.acceleration(x) / 1e4
+    print(f"c* = the force the gradients ask for / the truth, per shell: asinh/l2 (positions); "
+          f"{len(pick)} positions x {args.k} true velocities")  # fmt: skip
+
+    def grads(path: str) -> tuple[np.ndarray, np.ndarray]:
+        dv, dx = dp_flows.grad_log_prob(dp_flows.load_flow(path), v_kms, x, progress=False)
+        return np.asarray(dx, np.float64), np.asarray(dv, np.float64) * 100.0
+
+    if args.exact:
+        ex, ev = truth.grad_log_p_v_given_x(x, v_kms)
+        print("exact:   " + "  ".join(shell_minimisers(x, v, ex, ev * 100.0, g_true, args.k)))
+    first = None
+    for path in flows:
+        dx, dv = grads(path)
+        first = first or (dx, dv)
+        print(f"{path[-40:]:>40s}:  " + "  ".join(shell_minimisers(x, v, dx, dv, g_true, args.k)))
+    if args.corrected:
+        assert first is not None
+        dx2, dv2 = grads(args.corrected)
+        dx, dv = 2 * first[0] - dx2, 2 * first[1] - dv2
+        print(f"{'2 x first - ' + args.corrected[-28:]:>40s}:  "
+              + "  ".join(shell_minimisers(x, v, dx, dv, g_true, args.k)))  # fmt: skip
+    if args.write_synthetic:
+        shutil.copyfile(catalog, args.write_synthetic)
+        flow = dp_flows.load_flow(flows[0])
+        with h5py.File(args.write_synthetic, "r+") as f:
+            pos = np.asarray(f["stars/x"], np.float64)
+            draw = dp_flows.sample(jax.random.key(args.seed), flow, len(pos), condition=pos,
+                                   progress=False)  # fmt: skip
+            f["stars/v"][...] = np.asarray(draw, np.float64)
+        print(f"wrote {args.write_synthetic}: the stars' positions, velocities from {flows[0]}")
+
+
+if __name__ == "__main__":
+    main()
