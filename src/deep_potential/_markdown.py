@@ -103,23 +103,25 @@ def _convergence_warning(metrics: Mapping[str, Any]) -> list[str]:
     the model is that step's)."""
     status = metrics.get("fit_status") or {}
     bad = [k for k, ok in (metrics.get("convergence") or {}).items() if ok is False]
-    rising = [k for k in bad if (status.get(k) or {}).get("still_improving") is False]
-    falling = [k for k in bad if k not in rising]
+    past_minimum = [k for k in bad if (status.get(k) or {}).get("still_improving") is False]
+    still_falling = [k for k in bad if k not in past_minimum]
     out = []
-    if falling:
+    if still_falling:
         out += [
-            f"**Warning: the potential fit(s) {', '.join(falling)} hit their step ceiling while "
-            "the validation loss was still falling** (see each model's history.json); raise "
-            "`[cbe] n_steps`.",
+            f"**Warning: the potential fit(s) {', '.join(still_falling)} hit their step "
+            "ceiling while the validation loss was still falling** (see each model's "
+            "history.json); raise `[cbe] n_steps`.",
             "",
         ]
-    if rising:
+    if past_minimum:
         when = ", ".join(
-            f"{k} at step {status[k].get('best_step')} of {status[k].get('steps')}" for k in rising
+            f"{k} at step {status[k].get('best_step')} of {status[k].get('steps')}"
+            for k in past_minimum
         )
         out += [
-            f"Note: the potential fit(s) {', '.join(rising)} did not meet the stopping rule, but "
-            f"their validation loss had reached its minimum long before the ceiling ({when}); "
+            f"Note: the potential fit(s) {', '.join(past_minimum)} did not meet the stopping "
+            f"rule, but their validation loss had reached its minimum long before the ceiling "
+            f"({when}); "
             "each model is the one at that minimum, and more steps would not change it (more "
             "gradient samples, `[gradients] n`, would).",
             "",
