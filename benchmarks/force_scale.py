@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import shutil
+from pathlib import Path
 
 import dp_flows
 import dp_mock
@@ -52,21 +53,32 @@ SHELLS = (0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 20.0)
 SCALES = np.linspace(0.3, 1.7, 141)  # the grid of c
 
 
-def profiled_residuals(c, x, v, dx, dv, g_true, s, k):
-    """Residuals r (n,) with ∇Φ = c ∇Φ_true and a solved per position (weights 1/s²)."""
+def profiled_parts(x, v, dx, dv, g_true, s, k):
+    """(r₁, r₀) with r(c) = c r₁ − r₀ the residuals for ∇Φ = c ∇Φ_true, a solved per position.
+
+    The numpy twin of `dp_cbe._losses.profiled_terms` (weights 1/s², the same relative ridge)
+    for a ∇Φ given at the samples: t = c ∇Φ·∇ᵥ ln p − v·∇ₓ ln p is linear in c, so is the
+    least-squares a, and so the residual; one solve per position serves every c.
+    """
     p = len(x) // k
-    t = c * np.sum(g_true * dv, axis=1) - np.sum(v * dx, axis=1)
-    tg, wg, sg = t.reshape(p, k), v.reshape(p, k, 3), (1.0 / s**2).reshape(p, k)
+    wg, sg = v.reshape(p, k, 3), (1.0 / s**2).reshape(p, k)
     gram = np.einsum("pki,pk,pkj->pij", wg, sg, wg)
-    rhs = np.einsum("pki,pk,pk->pi", wg, sg, tg)
-    a = np.linalg.solve(gram + 1e-9 * np.eye(3), rhs[..., None])[..., 0]
-    return (tg - np.einsum("pki,pi->pk", wg, a)).reshape(-1)
+    gram += 1e-6 * np.trace(gram, axis1=1, axis2=2)[:, None, None] / 3.0 * np.eye(3) + 1e-30
+
+    def part(t):
+        tg = t.reshape(p, k)
+        rhs = np.einsum("pki,pk,pk->pi", wg, sg, tg)
+        a = np.linalg.solve(gram, rhs[..., None])[..., 0]
+        return (tg - np.einsum("pki,pi->pk", wg, a)).reshape(-1)
+
+    return part(np.sum(g_true * dv, axis=1)), part(np.sum(v * dx, axis=1))
 
 
 def shell_minimisers(x, v, dx, dv, g_true, k) -> list[str]:
     """'lo-hi: c*(asinh)/c*(l2) (positions)' for every shell with ≥ 30 positions."""
     s = residual_scales(x, v, dx, dv)
-    res = np.array([profiled_residuals(c, x, v, dx, dv, g_true, s, k) for c in SCALES])
+    r1, r0 = profiled_parts(x, v, dx, dv, g_true, s, k)
+    res = SCALES[:, None] * r1 - r0  # (n_c, n)
     r = np.linalg.norm(x, axis=1)
     out = []
     for lo, hi in itertools.pairwise(SHELLS):
@@ -91,7 +103,12 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=5)
     ap.add_argument("--write-synthetic", metavar="OUT", help="write the first flow's world")
     args = ap.parse_args()
+    if args.positions < 1 or args.k < 4:
+        ap.error("--positions must be >= 1 and --k >= 4 (a per-position solve needs 4 velocities)")
     catalog = f"{args.run}/mock/catalog.h5"
+    for path in [catalog, *args.flows, *([args.corrected] if args.corrected else [])]:
+        if not Path(path).exists():
+            ap.error(f"{path} does not exist (RUN must be a deep-potential run folder of a mock)")
     truth, stars = dp_mock.load_truth(catalog), dp_mock.read_catalog(catalog)
     flows = args.flows or [f"{args.run}/flows/conditional/model"]
     xs = np.asarray(stars["x"], np.float64)
@@ -114,7 +131,8 @@ def main() -> None:
     first = None
     for path in flows:
         dx, dv = grads(path)
-        first = first or (dx, dv)
+        if first is None:
+            first = (dx, dv)
         print(f"{path[-40:]:>40s}:  " + "  ".join(shell_minimisers(x, v, dx, dv, g_true, args.k)))
     if args.corrected:
         assert first is not None
