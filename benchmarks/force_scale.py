@@ -26,8 +26,13 @@ Two tests that tell a flow's estimator bias from the noise of the data (both 202
   shrink the x-dependence by a factor λ, the second flow's c* is about λ times the first's and
   the bootstrap-corrected gradients 2∇ln p₁ − ∇ln p₂ give c* ≈ 1.
 
+``--split`` splits a flow's c* between its two gradients: it also scores the flow's ∇ₓ ln p
+with the exact ∇ᵥ ln p, and the exact ∇ₓ ln p with the flow's ∇ᵥ ln p. Noise in ∇ᵥ ln p, the
+regressor that multiplies ∇Φ, attenuates c* towards 0 (errors in variables); noise in ∇ₓ ln p
+does not bias a least-squares c*.
+
 Usage:
-    .venv/bin/python benchmarks/force_scale.py RUN_DIR [FLOW_DIR ...] [--exact]
+    .venv/bin/python benchmarks/force_scale.py RUN_DIR [FLOW_DIR ...] [--exact] [--split]
         [--corrected DIR] [--positions 8192] [--k 8] [--seed 5]
         [--write-synthetic OUT.h5]
 
@@ -97,6 +102,9 @@ def main() -> None:
     ap.add_argument("run", help="a deep-potential run folder of a mock")
     ap.add_argument("flows", nargs="*", help="conditional flow dirs (default: the run's)")
     ap.add_argument("--exact", action="store_true", help="also score the mock's exact gradients")
+    ap.add_argument("--flow-velocities", action="store_true",
+                    help="draw the velocities from the (first) flow, as the pipeline does")  # fmt: skip
+    ap.add_argument("--split", action="store_true", help="also each flow's ∇ₓ / ∇ᵥ alone")
     ap.add_argument("--corrected", help="flow trained on --write-synthetic's catalogue")
     ap.add_argument("--positions", type=int, default=8192, help="stars' positions drawn")
     ap.add_argument("--k", type=int, default=8, help="true velocities per position")
@@ -115,25 +123,40 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     pick = rng.choice(len(xs), min(args.positions, len(xs)), replace=False)
     x = np.repeat(xs[pick], args.k, axis=0)
-    v_kms = truth.sample_velocities(args.seed + 1, x)
+    if args.flow_velocities:
+        v_kms = np.asarray(dp_flows.sample(jax.random.key(args.seed + 1), dp_flows.load_flow(
+            flows[0]), len(x), condition=x, progress=False), np.float64)  # fmt: skip
+        # a flow's tail reaches past the escape speed, where the truth has no gradient: such
+        # positions are dropped whole (their per-position solve needs all K velocities)
+        bound = np.isfinite(truth.system.log_p_v_given_x(x, v_kms)).reshape(-1, args.k).all(1)
+        keep = np.repeat(bound, args.k)
+        x, v_kms = x[keep], v_kms[keep]
+        print(f"{np.sum(~bound)} positions dropped: a flow velocity past the escape speed")
+    else:
+        v_kms = truth.sample_velocities(args.seed + 1, x)
     v = v_kms / 100.0  # dp-cbe's internal units: kpc, 100 km/s
     g_true = -truth.acceleration(x) / 1e4
     print(f"c* = the force the gradients ask for / the truth, per shell: asinh/l2 (positions); "
-          f"{len(pick)} positions x {args.k} true velocities")  # fmt: skip
+          f"{len(pick)} positions x {args.k} velocities from "
+          f"{'the first flow' if args.flow_velocities else 'the true p(v|x)'}")  # fmt: skip
 
     def grads(path: str) -> tuple[np.ndarray, np.ndarray]:
         dv, dx = dp_flows.grad_log_prob(dp_flows.load_flow(path), v_kms, x, progress=False)
         return np.asarray(dx, np.float64), np.asarray(dv, np.float64) * 100.0
 
+    ex, ev = truth.grad_log_p_v_given_x(x, v_kms)
+    ex, ev = np.asarray(ex, np.float64), np.asarray(ev, np.float64) * 100.0
     if args.exact:
-        ex, ev = truth.grad_log_p_v_given_x(x, v_kms)
-        print("exact:   " + "  ".join(shell_minimisers(x, v, ex, ev * 100.0, g_true, args.k)))
+        print("exact:   " + "  ".join(shell_minimisers(x, v, ex, ev, g_true, args.k)))
     first = None
     for path in flows:
         dx, dv = grads(path)
         if first is None:
             first = (dx, dv)
         print(f"{path[-40:]:>40s}:  " + "  ".join(shell_minimisers(x, v, dx, dv, g_true, args.k)))
+        if args.split:
+            for label, gx, gv in (("flow ∇ₓ, exact ∇ᵥ", dx, ev), ("exact ∇ₓ, flow ∇ᵥ", ex, dv)):
+                print(f"{label:>40s}:  " + "  ".join(shell_minimisers(x, v, gx, gv, g_true, args.k)))
     if args.corrected:
         assert first is not None
         dx2, dv2 = grads(args.corrected)

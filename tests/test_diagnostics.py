@@ -59,6 +59,24 @@ def test_signed_force_ratio_sees_a_too_weak_pull():
     m = gradient_diagnostics(steep, truth, x, n_pos=32, n_vel=16)["median"]
     # Exact up to the lstsq round-off of the test above.
     assert abs(m["local_acc_ratio"] - 0.5) < 1e-8 and abs(m["local_acc_rel"] - 0.5) < 1e-8
+    # The split names the culprit: with the model's ∇ᵥ (exact ∇ₓ) the ratio is the 0.5, with
+    # its ∇ₓ (exact ∇ᵥ) it is right.
+    assert abs(m["local_acc_ratio_flow_dv"] - 0.5) < 1e-8
+    assert abs(m["local_acc_ratio_flow_dx"] - 1.0) < 1e-8
+
+
+def test_force_ratio_split_blames_a_tilted_x_gradient_on_dx():
+    truth = _truth()
+    x = np.random.default_rng(3).uniform(-4, 4, (500, 3))
+
+    def tilted(xx, vv):  # a v-dependent error in ∇ₓ ln p only
+        gx, gv = truth.grad_log_p_v_given_x(xx, vv)
+        return gx + 1e-5 * vv, gv
+
+    m = gradient_diagnostics(tilted, truth, x, n_pos=32, n_vel=16)["median"]
+    assert abs(m["local_acc_ratio_flow_dv"] - 1.0) < 1e-8
+    assert abs(m["local_acc_ratio_flow_dx"] - m["local_acc_ratio"]) < 1e-8
+    assert abs(m["local_acc_ratio_flow_dx"] - 1.0) > 1e-3
 
 
 def test_ensemble_bias_and_spread_separate_a_shared_error_from_member_noise():

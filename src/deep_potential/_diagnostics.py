@@ -121,7 +121,9 @@ def gradient_diagnostics(
         ``grad_x_rel`` (|Δ∇ₓ ln p| / |∇ₓ ln p|), its v-mean part ``grad_x_mean_rel`` and
         v-dependent part ``grad_x_vdep_rel``, ``grad_v_rel``, the local-fit acceleration error
         ``local_acc_rel`` (|g − ∇Φ| / |∇Φ|), its signed projection ``local_acc_ratio``
-        (g·∇Φ / |∇Φ|²: below 1 the flow implies too weak a force) and, with ``sample_fn``, velocity-moment ratios.
+        (g·∇Φ / |∇Φ|²: below 1 the flow implies too weak a force), the same ratio with only
+        the model's ∇ₓ ln p (``local_acc_ratio_flow_dx``, ∇ᵥ exact) or only its ∇ᵥ ln p
+        (``local_acc_ratio_flow_dv``) and, with ``sample_fn``, velocity-moment ratios.
     """
     x, xs, vs, tx, tv = _true_draws(truth, positions, n_pos, n_vel, [int(seed), 0xD1A6])
     gx, gv = grad_fn(xs, vs)
@@ -146,6 +148,13 @@ def gradient_diagnostics(
     # Signed: the local fit's pull along the true one (< 1: the flow implies too weak a
     # force there, which biases the fitted density low).
     rel["local_acc_ratio"] = np.sum(g * g_true, axis=1) / np.sum(g_true * g_true, axis=1)
+    # Which of the two gradients sets that ratio: each of the model's, with the other exact.
+    # An error in ∇ᵥ ln p, the term ∇Φ multiplies, pulls the ratio towards 0 when it is noise
+    # (errors in variables) and either way when it is a wrong shape; one in ∇ₓ ln p biases it
+    # only through its v-dependent part.
+    for name, (hx, hv) in {"flow_dx": (gx, tv), "flow_dv": (tx, gv)}.items():
+        gs, _ = local_acceleration_fit(x, vs.reshape(shape), hx.reshape(shape), hv.reshape(shape))
+        rel[f"local_acc_ratio_{name}"] = np.sum(gs * g_true, axis=1) / np.sum(g_true**2, axis=1)
     g0, _ = local_acceleration_fit(x, vs.reshape(shape), tx.reshape(shape), tv.reshape(shape))
     rel["local_acc_rel_truth"] = np.linalg.norm(g0 - g_true, axis=1) / np.linalg.norm(
         g_true, axis=1
