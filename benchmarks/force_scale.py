@@ -156,7 +156,9 @@ def main() -> None:
         print(f"{path[-40:]:>40s}:  " + "  ".join(shell_minimisers(x, v, dx, dv, g_true, args.k)))
         if args.split:
             for label, gx, gv in (("flow ∇ₓ, exact ∇ᵥ", dx, ev), ("exact ∇ₓ, flow ∇ᵥ", ex, dv)):
-                print(f"{label:>40s}:  " + "  ".join(shell_minimisers(x, v, gx, gv, g_true, args.k)))
+                print(
+                    f"{label:>40s}:  " + "  ".join(shell_minimisers(x, v, gx, gv, g_true, args.k))
+                )
     if args.corrected:
         assert first is not None
         dx2, dv2 = grads(args.corrected)
