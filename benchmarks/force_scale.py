@@ -29,11 +29,14 @@ Two tests that tell a flow's estimator bias from the noise of the data (both 202
 ``--split`` splits a flow's c* between its two gradients: it also scores the flow's ∇ₓ ln p
 with the exact ∇ᵥ ln p, and the exact ∇ₓ ln p with the flow's ∇ᵥ ln p. Noise in ∇ᵥ ln p, the
 regressor that multiplies ∇Φ, attenuates c* towards 0 (errors in variables); noise in ∇ₓ ln p
-does not bias a least-squares c*.
+does not bias a least-squares c*. A shared error in the flow's shape moves either term either
+way; with several FLOW_DIRs, ``--mean`` scores their averaged gradients too (an ensemble
+removes what is noise and keeps what is shared). ``--flow-velocities`` draws the velocities
+from the first flow, as the pipeline's gradient stage does, instead of the true p(v|x).
 
 Usage:
     .venv/bin/python benchmarks/force_scale.py RUN_DIR [FLOW_DIR ...] [--exact] [--split]
-        [--corrected DIR] [--positions 8192] [--k 8] [--seed 5]
+        [--mean] [--flow-velocities] [--corrected DIR] [--positions 8192] [--k 8] [--seed 5]
         [--write-synthetic OUT.h5]
 
 RUN_DIR is a ``deep-potential run`` folder of a mock (``mock/catalog.h5`` with its truth);
@@ -104,6 +107,7 @@ def main() -> None:
     ap.add_argument("--exact", action="store_true", help="also score the mock's exact gradients")
     ap.add_argument("--flow-velocities", action="store_true",
                     help="draw the velocities from the (first) flow, as the pipeline does")  # fmt: skip
+    ap.add_argument("--mean", action="store_true", help="also the mean of the flows' gradients")
     ap.add_argument("--split", action="store_true", help="also each flow's ∇ₓ / ∇ᵥ alone")
     ap.add_argument("--corrected", help="flow trained on --write-synthetic's catalogue")
     ap.add_argument("--positions", type=int, default=8192, help="stars' positions drawn")
@@ -128,7 +132,7 @@ def main() -> None:
             flows[0]), len(x), condition=x, progress=False), np.float64)  # fmt: skip
         # a flow's tail reaches past the escape speed, where the truth has no gradient: such
         # positions are dropped whole (their per-position solve needs all K velocities)
-        bound = np.isfinite(truth.system.log_p_v_given_x(x, v_kms)).reshape(-1, args.k).all(1)
+        bound = np.isfinite(truth.log_p_v_given_x(x, v_kms)).reshape(-1, args.k).all(1)
         keep = np.repeat(bound, args.k)
         x, v_kms = x[keep], v_kms[keep]
         print(f"{np.sum(~bound)} positions dropped: a flow velocity past the escape speed")
@@ -148,17 +152,25 @@ def main() -> None:
     ex, ev = np.asarray(ex, np.float64), np.asarray(ev, np.float64) * 100.0
     if args.exact:
         print("exact:   " + "  ".join(shell_minimisers(x, v, ex, ev, g_true, args.k)))
-    first = None
+    first, total = None, None
     for path in flows:
         dx, dv = grads(path)
         if first is None:
             first = (dx, dv)
+        total = (dx, dv) if total is None else (total[0] + dx, total[1] + dv)
         print(f"{path[-40:]:>40s}:  " + "  ".join(shell_minimisers(x, v, dx, dv, g_true, args.k)))
         if args.split:
             for label, gx, gv in (("flow ∇ₓ, exact ∇ᵥ", dx, ev), ("exact ∇ₓ, flow ∇ᵥ", ex, dv)):
                 print(
                     f"{label:>40s}:  " + "  ".join(shell_minimisers(x, v, gx, gv, g_true, args.k))
                 )
+    if args.mean and total is not None and len(flows) > 1:
+        dx, dv = total[0] / len(flows), total[1] / len(flows)
+        print(f"{f'mean of {len(flows)} flows':>40s}:  "
+              + "  ".join(shell_minimisers(x, v, dx, dv, g_true, args.k)))  # fmt: skip
+        if args.split:
+            for label, gx, gv in (("mean ∇ₓ, exact ∇ᵥ", dx, ev), ("exact ∇ₓ, mean ∇ᵥ", ex, dv)):
+                print(f"{label:>40s}:  " + "  ".join(shell_minimisers(x, v, gx, gv, g_true, args.k)))  # fmt: skip
     if args.corrected:
         assert first is not None
         dx2, dv2 = grads(args.corrected)

@@ -36,6 +36,7 @@ from dp_flows import FlowConfig
         ({"time_embedding_dim": 7}, "FlowConfig.time_embedding_dim must be an even integer ≥ 2"),
         ({"ema_decay": 1.0}, "FlowConfig.ema_decay must be a finite number in [0, 1), got 1.0"),
         ({"fixed_solver": "rk45"}, "FlowConfig.fixed_solver must be one of ['rk4', 'midpoint'"),
+        ({"time_power": 0}, "FlowConfig.time_power must be a finite number in [0.25, 16], got 0"),
     ],
 )
 def test_bad_values_are_one_line_errors_naming_the_field(changes: dict, message: str) -> None:

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from dp_flows import _checkpoint
 from dp_flows._flow import sample_steps
+from scipy import stats
 
 TINY = dict(
     width=32, depth=2, time_embedding_dim=8, batch_size=256, learning_rate=3e-3, warmup_steps=10
@@ -178,3 +179,17 @@ def test_ema_step_averages_the_weights():
     np.testing.assert_allclose(avg.layer_in.weight, 0.9 * w_ema + 0.1 * w_new, atol=1e-6)
     np.testing.assert_allclose(avg0.layer_in.weight, 0.1 * w_ema + 0.9 * w_new, atol=1e-6)
     np.testing.assert_array_equal(same.layer_in.weight, w_new)
+
+
+def test_time_power_sets_the_law_of_the_training_times():
+    from dp_flows._train import _times
+
+    u = np.random.default_rng(0).uniform(size=200_000)
+    # the default is √u bit for bit (flows trained before the option existed are unchanged)
+    assert np.array_equal(_times(u, 2.0), np.sqrt(u))
+    assert np.array_equal(_times(u, 1.0), u)
+    # density p t^(p-1) on (0, 1): CDF t^p, so E t = p / (p + 1) and a KS test against it
+    for power in (1.0, 2.0, 3.0):
+        t = _times(u, power)
+        assert abs(t.mean() - power / (power + 1)) < 3e-3
+        assert stats.kstest(t, lambda q, p=power: np.clip(q, 0, 1) ** p).pvalue > 1e-3

@@ -109,6 +109,9 @@ class FlowConfig:
             dependence on the condition on that scale.
         cond_penalty: weight of ‖∂u_θ/∂c · ε‖² (ε ~ N(0, I)) added to the training loss
             (0 = none): penalises the vector field's dependence on the condition.
+        time_power: the flow-matching times are t = U^(1/time_power), U uniform on (0, 1), so
+            their density is time_power · t^(time_power − 1): 1 is uniform, 2 (default) puts
+            more of the training near the data (t = 1), larger values more still.
         eval_every: validate every this many epochs.
         checkpoint_every: write a resumable checkpoint every this many epochs.
         dtype: ``"float32"`` (fast) or ``"float64"`` parameters and training arithmetic.
@@ -145,6 +148,7 @@ class FlowConfig:
     cond_log_r: bool | Literal["auto"] = "auto"
     cond_jitter: _NonNeg = 0.0
     cond_penalty: _NonNeg = 0.0
+    time_power: Annotated[float, Field(ge=0.25, le=16)] = 2.0
     eval_every: _Count = 1
     checkpoint_every: _Count = 5
     dtype: Literal["float32", "float64"] = "float32"

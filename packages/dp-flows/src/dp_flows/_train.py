@@ -357,15 +357,25 @@ def _put(shard: NamedSharding, dt: np.dtype, *arrays: np.ndarray | None) -> list
     return [None if a is None else jax.device_put(a.astype(dt), shard) for a in arrays]
 
 
+def _times(u: np.ndarray, power: float) -> np.ndarray:
+    """Flow-matching times t = u^(1/power) from uniform u (√u exactly for the default 2)."""
+    return np.sqrt(u) if power == 2.0 else u ** (1.0 / power)
+
+
 def _validation_pairs(
-    z: np.ndarray, cz: np.ndarray | None, problem: _Problem, seed: int, block: int
+    z: np.ndarray,
+    cz: np.ndarray | None,
+    problem: _Problem,
+    seed: int,
+    block: int,
+    time_power: float = 2.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]:
     """The fixed validation minibatch ``(z0, z1, c, w, t)``, OT-paired the way training is."""
     vrng = np.random.default_rng([int(seed), 0xA1])
     val_idx = problem.val_idx
     zv, cv, wv = z[val_idx], None if cz is None else cz[val_idx], problem.w[val_idx]
     z0v = vrng.standard_normal(zv.shape)
-    tv = np.sqrt(vrng.uniform(size=len(zv)))
+    tv = _times(vrng.uniform(size=len(zv)), time_power)
     if problem.use_ot:
         for lo in range(0, len(zv) - block + 1, block):
             sl = slice(lo, lo + block)
@@ -447,7 +457,7 @@ def _epoch_batches(
     else:
         pairs = _pairing.independent_batches(erng, len(zt), batch, zt.shape[1])
     for rows, z0 in pairs:
-        t = np.sqrt(erng.uniform(size=batch))
+        t = _times(erng.uniform(size=batch), config.time_power)
         cb = None if ct is None else ct[rows]
         if cb is not None and config.cond_jitter > 0:
             cb = cb + config.cond_jitter * erng.standard_normal(cb.shape)
@@ -494,7 +504,7 @@ def _train(
     )
     state = jax.device_put(state, NamedSharding(mesh, PartitionSpec()))
     step = make_step(optimizer, config.ema_decay, config.cond_penalty)
-    val_data = put(*_validation_pairs(z, cz, problem, seed, config.ot_block))
+    val_data = put(*_validation_pairs(z, cz, problem, seed, config.ot_block, config.time_power))
 
     train_idx = problem.train_idx
     zt, ct, wt = z[train_idx], None if cz is None else cz[train_idx], problem.w[train_idx]
