@@ -115,6 +115,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=5)
     ap.add_argument("--write-synthetic", metavar="OUT", help="write the first flow's world")
     args = ap.parse_args()
+    if args.mean and len(args.flows) < 2:
+        ap.error("--mean needs two or more FLOW_DIRs (it averages their gradients)")
     if args.positions < 1 or args.k < 4:
         ap.error("--positions must be >= 1 and --k >= 4 (a per-position solve needs 4 velocities)")
     catalog = f"{args.run}/mock/catalog.h5"
@@ -135,7 +137,8 @@ def main() -> None:
         bound = np.isfinite(truth.log_p_v_given_x(x, v_kms)).reshape(-1, args.k).all(1)
         keep = np.repeat(bound, args.k)
         x, v_kms = x[keep], v_kms[keep]
-        print(f"{np.sum(~bound)} positions dropped: a flow velocity past the escape speed")
+        print(f"{np.sum(~bound)} of {len(bound)} positions dropped: a flow velocity past the "
+              "escape speed")  # fmt: skip
     else:
         v_kms = truth.sample_velocities(args.seed + 1, x)
     v = v_kms / 100.0  # dp-cbe's internal units: kpc, 100 km/s
@@ -150,33 +153,26 @@ def main() -> None:
 
     ex, ev = truth.grad_log_p_v_given_x(x, v_kms)
     ex, ev = np.asarray(ex, np.float64), np.asarray(ev, np.float64) * 100.0
+
+    def row(label: str, dx: np.ndarray, dv: np.ndarray, split: bool = False) -> None:
+        """Print c* per shell for (dx, dv); with ``split`` also for each with the other exact."""
+        print(f"{label[-40:]:>40s}:  " + "  ".join(shell_minimisers(x, v, dx, dv, g_true, args.k)))
+        if split:
+            row("  its ∇ₓ, exact ∇ᵥ", dx, ev)
+            row("  exact ∇ₓ, its ∇ᵥ", ex, dv)
+
     if args.exact:
-        print("exact:   " + "  ".join(shell_minimisers(x, v, ex, ev, g_true, args.k)))
-    first, total = None, None
-    for path in flows:
-        dx, dv = grads(path)
-        if first is None:
-            first = (dx, dv)
-        total = (dx, dv) if total is None else (total[0] + dx, total[1] + dv)
-        print(f"{path[-40:]:>40s}:  " + "  ".join(shell_minimisers(x, v, dx, dv, g_true, args.k)))
-        if args.split:
-            for label, gx, gv in (("flow ∇ₓ, exact ∇ᵥ", dx, ev), ("exact ∇ₓ, flow ∇ᵥ", ex, dv)):
-                print(
-                    f"{label:>40s}:  " + "  ".join(shell_minimisers(x, v, gx, gv, g_true, args.k))
-                )
-    if args.mean and total is not None and len(flows) > 1:
-        dx, dv = total[0] / len(flows), total[1] / len(flows)
-        print(f"{f'mean of {len(flows)} flows':>40s}:  "
-              + "  ".join(shell_minimisers(x, v, dx, dv, g_true, args.k)))  # fmt: skip
-        if args.split:
-            for label, gx, gv in (("mean ∇ₓ, exact ∇ᵥ", dx, ev), ("exact ∇ₓ, mean ∇ᵥ", ex, dv)):
-                print(f"{label:>40s}:  " + "  ".join(shell_minimisers(x, v, gx, gv, g_true, args.k)))  # fmt: skip
+        row("exact", ex, ev)
+    all_grads = [grads(path) for path in flows]
+    for path, (dx, dv) in zip(flows, all_grads, strict=True):
+        row(path, dx, dv, args.split)
+    if args.mean:
+        mean_dx, mean_dv = (np.mean(a, axis=0) for a in zip(*all_grads, strict=True))
+        row(f"mean of {len(flows)} flows", mean_dx, mean_dv, args.split)
     if args.corrected:
-        assert first is not None
         dx2, dv2 = grads(args.corrected)
-        dx, dv = 2 * first[0] - dx2, 2 * first[1] - dv2
-        print(f"{'2 x first - ' + args.corrected[-28:]:>40s}:  "
-              + "  ".join(shell_minimisers(x, v, dx, dv, g_true, args.k)))  # fmt: skip
+        (dx, dv) = all_grads[0]
+        row("2 x first - " + args.corrected[-28:], 2 * dx - dx2, 2 * dv - dv2)
     if args.write_synthetic:
         shutil.copyfile(catalog, args.write_synthetic)
         flow = dp_flows.load_flow(flows[0])
