@@ -33,11 +33,12 @@ does not bias a least-squares c*. A shared error in the flow's shape moves eithe
 way; with several FLOW_DIRs, ``--mean`` scores their averaged gradients too (an ensemble
 removes what is noise and keeps what is shared). ``--flow-velocities`` draws the velocities
 from the first flow, as the pipeline's gradient stage does, instead of the true p(v|x).
+``--weighting`` scores under another of the fit's residual weightings (``FitConfig.weighting``).
 
 Usage:
     .venv/bin/python benchmarks/force_scale.py RUN_DIR [FLOW_DIR ...] [--exact] [--split]
-        [--mean] [--flow-velocities] [--corrected DIR] [--positions 8192] [--k 8] [--seed 5]
-        [--write-synthetic OUT.h5]
+        [--mean] [--flow-velocities] [--weighting scale|shell|none] [--corrected DIR]
+        [--positions 8192] [--k 8] [--seed 5] [--write-synthetic OUT.h5]
 
 RUN_DIR is a ``deep-potential run`` folder of a mock (``mock/catalog.h5`` with its truth);
 without FLOW_DIR its ``flows/conditional/model`` is scored.
@@ -82,9 +83,16 @@ def profiled_parts(x, v, dx, dv, g_true, s, k):
     return part(np.sum(g_true * dv, axis=1)), part(np.sum(v * dx, axis=1))
 
 
-def shell_minimisers(x, v, dx, dv, g_true, k) -> list[str]:
+def scales(x, v, dx, dv, weighting: str) -> np.ndarray:
+    """The fit's per-sample residual scale s under ``weighting`` (``FitConfig.weighting``)."""
+    if weighting == "none":
+        return np.ones(len(x))
+    return residual_scales(x, v, dx, dv, per="shell" if weighting == "shell" else "sample")
+
+
+def shell_minimisers(x, v, dx, dv, g_true, k, weighting="scale") -> list[str]:
     """'lo-hi: c*(asinh)/c*(l2) (positions)' for every shell with ≥ 30 positions."""
-    s = residual_scales(x, v, dx, dv)
+    s = scales(x, v, dx, dv, weighting)
     r1, r0 = profiled_parts(x, v, dx, dv, g_true, s, k)
     res = SCALES[:, None] * r1 - r0  # (n_c, n)
     r = np.linalg.norm(x, axis=1)
@@ -113,6 +121,8 @@ def main() -> None:
     ap.add_argument("--positions", type=int, default=8192, help="stars' positions drawn")
     ap.add_argument("--k", type=int, default=8, help="true velocities per position")
     ap.add_argument("--seed", type=int, default=5)
+    ap.add_argument("--weighting", choices=("scale", "shell", "none"), default="scale",
+                    help="the fit's residual scale s (scale: per sample, as dp-cbe's default)")  # fmt: skip
     ap.add_argument("--write-synthetic", metavar="OUT", help="write the first flow's world")
     args = ap.parse_args()
     if args.mean and len(args.flows) < 2:
@@ -156,7 +166,10 @@ def main() -> None:
 
     def row(label: str, dx: np.ndarray, dv: np.ndarray, split: bool = False) -> None:
         """Print c* per shell for (dx, dv); with ``split`` also for each with the other exact."""
-        print(f"{label[-40:]:>40s}:  " + "  ".join(shell_minimisers(x, v, dx, dv, g_true, args.k)))
+        print(
+            f"{label[-40:]:>40s}:  "
+            + "  ".join(shell_minimisers(x, v, dx, dv, g_true, args.k, args.weighting))
+        )
         if split:
             row("  its ∇ₓ, exact ∇ᵥ", dx, ev)
             row("  exact ∇ₓ, its ∇ᵥ", ex, dv)

@@ -120,3 +120,24 @@ def test_residual_scales_depend_on_data_only() -> None:
     assert max(ratio) / min(ratio) < 4, ratio
     inner, outer = np.median(true[r < 0.5]), np.median(true[r > 7])
     assert inner / outer > 10  # the absolute residual would weight the centre ≥ 10× more
+
+
+def test_residual_scales_per_shell_are_a_function_of_radius() -> None:
+    g = hernquist.gradients(3, 2**14)
+    x, v, dx, dv = g["x"], g["v"] / 100, g["dlnf_dx"], g["dlnf_dv"] * 100
+    per_sample = dp_cbe.residual_scales(x, v, dx, dv, np.zeros(3))
+    s = dp_cbe.residual_scales(x, v, dx, dv, np.zeros(3), per="shell")
+    assert s.shape == (len(x),) and np.all(s > 0) and math.isclose(np.median(s), 1.0)
+    # one value per equal-count shell of r (32 runs of 512 stars in order of r), so stars at
+    # one radius weigh alike whatever their speed: the slowest stars' per-sample scale is far
+    # smaller
+    r = np.linalg.norm(x, axis=1)
+    runs = np.flatnonzero(np.diff(s[np.argsort(r)]) != 0) + 1
+    np.testing.assert_array_equal(runs, np.arange(1, 32) * 512)
+    slow = np.linalg.norm(v, axis=1) < np.quantile(np.linalg.norm(v, axis=1), 0.05)
+    assert np.median(per_sample[slow] / s[slow]) < 0.5
+    # the shells' scale still follows the per-sample one's trend with radius
+    for m in (r < 0.5, (r > 3) & (r < 4), r > 7):
+        assert 0.5 < np.median(s[m]) / np.median(per_sample[m]) < 2.0
+    with pytest.raises(ValueError, match="per must be"):
+        dp_cbe.residual_scales(x, v, dx, dv, np.zeros(3), per="star")

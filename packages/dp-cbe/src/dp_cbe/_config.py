@@ -84,7 +84,13 @@ class FitConfig:
             out (benchmarks/results/cbe.md).
         weighting: ``scale``: divide each sample's CBE residual by its data-only scale
             (`dp_cbe.residual_scales`: the loss becomes a relative residual, so slow outer
-            orbits count as much as fast inner ones); ``none``: absolute internal units.
+            orbits count as much as fast inner ones); ``shell``: by that scale's median over
+            the sample's radial shell (a function of r alone, so that at one radius the
+            slowest stars, whose per-sample scale is smallest and whose estimated ∇_v ln f is
+            least accurate, do not weigh most; measured with flows' gradients it moves the
+            middle bins both ways: demo-om's worst −0.45 → −0.29, the demo's 0.04 → 0.08,
+            benchmarks/results/cbe.md; hence not the default); ``none``: absolute internal
+            units.
         alpha, beta, lam: asinh scales of the residual and negative-density penalties, weight λ.
         lam_s: weight of λ_S (ln S)² (selection). lam_nobs: weight of (ln n − ln n_obs)²
             (conditional; needs ``ln_n_obs`` in the gradient set when non-zero).
@@ -170,7 +176,7 @@ class FitConfig:
     phi_mixture_mass: _Positive | None = None
     aux_scale: Literal["spread", "extent"] = "spread"
     ln_n_gradient: Literal["network", "profile"] | None = None
-    weighting: Literal["none", "scale"] = "scale"
+    weighting: Literal["none", "scale", "shell"] = "scale"
     alpha: _Positive = 1.0
     beta: _Positive = 1.0
     lam: _NonNeg = 1.0

@@ -175,8 +175,9 @@ def fit(
     # Internal units, float32; 75/25 split from the seed.
     cols = [gs.x, velocity_to_internal(gs.v), gs.dlnf_dx, dlnf_dv_to_internal(gs.dlnf_dv),
             gs.ln_n_obs if gs.ln_n_obs is not None else np.zeros(len(gs))]  # fmt: skip
-    if cfg.weighting == "scale":
-        cols.append(residual_scales(*cols[:4]))
+    if cfg.weighting in ("scale", "shell"):
+        per = "sample" if cfg.weighting == "scale" else "shell"
+        cols.append(residual_scales(*cols[:4], per=per))
     else:
         cols.append(np.ones(len(gs)))
     cols = [np.asarray(c, np.float32) for c in cols]

@@ -22,6 +22,7 @@ def residual_scales(
     center: Float[np.ndarray, " 3"] | None = None,
     *,
     n_bins: int = 32,
+    per: str = "sample",
 ) -> Float[np.ndarray, " n"]:
     """Typical size s of the two CBE terms at each sample, normalised to median 1.
 
@@ -34,7 +35,11 @@ def residual_scales(
         x, v: positions and velocities (n, 3).
         dlnf_dx, dlnf_dv: gradients of ln f (or ln f_obs, ln p(v|x)) (n, 3).
         center: the system's centre (3,); None: the mean of x.
-        n_bins: radial shells for ⟨|v|²⟩.
+        n_bins: radial shells for ⟨|v|²⟩ (and for ``per="shell"``).
+        per: ``sample``: s_i as above; ``shell``: the median of s_i over its radial shell, a
+            function of r alone. A per-sample s is small for slow stars (|∇_v ln f| → 0 as
+            v → 0), so their relative residuals weigh most, and there an estimated ∇_v ln f is
+            least accurate; a per-shell s keeps the shells' balance without that.
 
     Returns:
         (n,) positive scales with median 1 (a floor of 1e-3 of the median keeps every weight
@@ -56,6 +61,12 @@ def residual_scales(
         np.linalg.norm(v, axis=1) * np.linalg.norm(dlnf_dx, axis=1)
         + np.linalg.norm(dlnf_dv, axis=1) * g
     )
+    if per == "shell":
+        shell_med = np.array([np.median(s[which == b]) if np.any(which == b) else 0.0
+                              for b in range(n_bins)])  # fmt: skip
+        s = shell_med[which]
+    elif per != "sample":
+        raise ValueError(f"per must be 'sample' or 'shell', got {per!r}")
     med = np.median(s)
     if not (np.isfinite(med) and med > 0):
         raise ValueError("residual scales are all zero or non-finite: check the gradients")
