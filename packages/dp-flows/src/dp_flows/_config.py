@@ -106,7 +106,9 @@ class FlowConfig:
             adds a spurious slope at the centre, and "auto" leaves it off there.
         cond_jitter: standard deviation (in standardised units of the condition) of Gaussian
             noise added to the condition in training (0 = none): smooths the flow's learned
-            dependence on the condition on that scale.
+            dependence on the condition on that scale. Measured on the cuspy Hernquist mock
+            (240 epochs): 0.05 and 0.15 move the conditional fit's central density bin from
+            −0.2 to −0.4 (benchmarks/results/cbe.md), hence off.
         cond_penalty: weight of ‖∂u_θ/∂c · ε‖² (ε ~ N(0, I)) added to the training loss
             (0 = none): penalises the vector field's dependence on the condition.
         time_power: the flow-matching times are t = U^(1/time_power), U uniform on (0, 1), so
