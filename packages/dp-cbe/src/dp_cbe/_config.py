@@ -87,8 +87,8 @@ class FitConfig:
             orbits count as much as fast inner ones); ``shell``: by that scale's median over
             the sample's radial shell (a function of r alone, so that at one radius the
             slowest stars, whose per-sample scale is smallest and whose estimated ∇_v ln f is
-            least accurate, do not weigh most; measured with flows' gradients it moves the
-            middle bins both ways: demo-om's worst −0.45 → −0.29, the demo's 0.04 → 0.08,
+            least accurate, do not weigh most; measured with flows' gradients it raises ln ρ at
+            large radii: demo-om's worst bin 0.45 → 0.32, the demo's 0.08 → 0.13,
             benchmarks/results/cbe.md; hence not the default); ``none``: absolute internal
             units.
         alpha, beta, lam: asinh scales of the residual and negative-density penalties, weight λ.
