@@ -56,7 +56,7 @@ import dp_mock
 import h5py
 import jax
 import numpy as np
-from dp_cbe import residual_scales
+from dp_cbe._weights import weighting_scales
 
 SHELLS = (0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 20.0)
 SCALES = np.linspace(0.3, 1.7, 141)  # the grid of c
@@ -83,16 +83,9 @@ def profiled_parts(x, v, dx, dv, g_true, s, k):
     return part(np.sum(g_true * dv, axis=1)), part(np.sum(v * dx, axis=1))
 
 
-def scales(x, v, dx, dv, weighting: str) -> np.ndarray:
-    """The fit's per-sample residual scale s under ``weighting`` (``FitConfig.weighting``)."""
-    if weighting == "none":
-        return np.ones(len(x))
-    return residual_scales(x, v, dx, dv, per="shell" if weighting == "shell" else "sample")
-
-
 def shell_minimisers(x, v, dx, dv, g_true, k, weighting="scale") -> list[str]:
     """'lo-hi: c*(asinh)/c*(l2) (positions)' for every shell with ≥ 30 positions."""
-    s = scales(x, v, dx, dv, weighting)
+    s = weighting_scales(x, v, dx, dv, weighting)
     r1, r0 = profiled_parts(x, v, dx, dv, g_true, s, k)
     res = SCALES[:, None] * r1 - r0  # (n_c, n)
     r = np.linalg.norm(x, axis=1)

@@ -140,4 +140,13 @@ def test_residual_scales_per_shell_are_a_function_of_radius() -> None:
     for m in (r < 0.5, (r > 3) & (r < 4), r > 7):
         assert 0.5 < np.median(s[m]) / np.median(per_sample[m]) < 2.0
     with pytest.raises(ValueError, match="per must be"):
-        dp_cbe.residual_scales(x, v, dx, dv, np.zeros(3), per="star")
+        dp_cbe.residual_scales(x, v, dx, dv, np.zeros(3), per="star")  # type: ignore[arg-type]
+    # the fit's dispatch on FitConfig.weighting (centre: the mean of x, as in `fit`)
+    from dp_cbe._weights import weighting_scales
+
+    np.testing.assert_array_equal(weighting_scales(x, v, dx, dv, "none"), np.ones(len(x)))
+    for weighting, per in (("scale", "sample"), ("shell", "shell")):
+        np.testing.assert_array_equal(weighting_scales(x, v, dx, dv, weighting),
+                                      dp_cbe.residual_scales(x, v, dx, dv, per=per))  # fmt: skip
+    with pytest.raises(ValueError, match="weighting must be"):
+        weighting_scales(x, v, dx, dv, "sample")

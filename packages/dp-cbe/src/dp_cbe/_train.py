@@ -26,7 +26,7 @@ from ._losses import DENSITY_OF_METHOD, METHODS, Batch, CBEModel, data_loss, mod
 from ._solution import MODEL_SCHEMA, PotentialSolution, build_model, save_model
 from ._stopping import ConvergenceWarning, StoppingRule, probe_positions
 from ._units import dlnf_dv_to_internal, velocity_to_internal
-from ._weights import radial_balance_probabilities, residual_scales
+from ._weights import radial_balance_probabilities, weighting_scales
 
 _METHOD_OF_DENSITY = {d: m for m, d in DENSITY_OF_METHOD.items()}
 
@@ -175,11 +175,7 @@ def fit(
     # Internal units, float32; 75/25 split from the seed.
     cols = [gs.x, velocity_to_internal(gs.v), gs.dlnf_dx, dlnf_dv_to_internal(gs.dlnf_dv),
             gs.ln_n_obs if gs.ln_n_obs is not None else np.zeros(len(gs))]  # fmt: skip
-    if cfg.weighting in ("scale", "shell"):
-        per = "sample" if cfg.weighting == "scale" else "shell"
-        cols.append(residual_scales(*cols[:4], per=per))
-    else:
-        cols.append(np.ones(len(gs)))
+    cols.append(weighting_scales(*cols[:4], cfg.weighting))
     cols = [np.asarray(c, np.float32) for c in cols]
     # The unit of splitting and sampling is a position's group of velocities (1 row without).
     gk = gs.group_size

@@ -10,6 +10,8 @@ shrink its own loss by changing the weights.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 from jaxtyping import Float
 
@@ -22,7 +24,7 @@ def residual_scales(
     center: Float[np.ndarray, " 3"] | None = None,
     *,
     n_bins: int = 32,
-    per: str = "sample",
+    per: Literal["sample", "shell"] = "sample",
 ) -> Float[np.ndarray, " n"]:
     """Typical size s of the two CBE terms at each sample, normalised to median 1.
 
@@ -71,6 +73,24 @@ def residual_scales(
     if not (np.isfinite(med) and med > 0):
         raise ValueError("residual scales are all zero or non-finite: check the gradients")
     return np.maximum(s / med, 1e-3)
+
+
+def weighting_scales(
+    x: Float[np.ndarray, "n 3"],
+    v: Float[np.ndarray, "n 3"],
+    dlnf_dx: Float[np.ndarray, "n 3"],
+    dlnf_dv: Float[np.ndarray, "n 3"],
+    weighting: str,
+) -> Float[np.ndarray, " n"]:
+    """The residual scales of ``FitConfig.weighting``: ``scale`` per sample, ``shell`` per
+    radial shell (`residual_scales`), ``none`` all 1 (centre: the mean of x)."""
+    if weighting == "none":
+        return np.ones(len(x))
+    if weighting not in ("scale", "shell"):
+        raise ValueError(f"weighting must be 'none', 'scale' or 'shell', got {weighting!r}")
+    return residual_scales(
+        x, v, dlnf_dx, dlnf_dv, per="sample" if weighting == "scale" else "shell"
+    )
 
 
 def radial_balance_probabilities(
