@@ -175,7 +175,7 @@ def fit(
     # Internal units, float32; 75/25 split from the seed.
     cols = [gs.x, velocity_to_internal(gs.v), gs.dlnf_dx, dlnf_dv_to_internal(gs.dlnf_dv),
             gs.ln_n_obs if gs.ln_n_obs is not None else np.zeros(len(gs))]  # fmt: skip
-    cols.append(weighting_scales(*cols[:4], cfg.weighting))
+    cols.append(weighting_scales(cols[0], cols[1], cols[2], cols[3], cfg.weighting))
     cols = [np.asarray(c, np.float32) for c in cols]
     # The unit of splitting and sampling is a position's group of velocities (1 row without).
     gk = gs.group_size
