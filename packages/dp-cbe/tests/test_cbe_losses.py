@@ -138,3 +138,35 @@ def test_profiled_residual_absorbs_part_of_a_wrong_potential() -> None:
     assert float(prof) < float(fixed)
     with pytest.raises(ValueError, match="conditional"):
         data_loss(phi_true, None, "vanilla", settings, batch, group=4)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_density_term_on_every_kth_sample(weighted: bool) -> None:
+    # A potential with a negative-density region (a Plummer sphere minus a narrower one): the
+    # density penalty is non-zero at part of the batch. density_every = k averages it over
+    # rows 0, k, 2k, … (weighted by their weights), and leaves the other two terms unchanged.
+    def phi(x: jax.Array) -> jax.Array:
+        r2 = jnp.sum(x * x)
+        return -GM_INT / jnp.sqrt(r2 + oracle.B**2) + 0.5 * GM_INT / jnp.sqrt(r2 + 4.0)
+
+    batch = _batch("conditional")
+    if weighted:
+        w = np.random.default_rng(0).uniform(0.5, 2.0, len(batch.x))
+        batch = batch._replace(weight=jnp.asarray(w, jnp.float32))
+    settings = LossSettings()
+
+    def parts(b: Batch, every: int = 1) -> jax.Array:
+        return data_loss(phi, ln_n_true, "conditional", settings, b, density_every=every)[1]
+
+    full, sub = parts(batch), parts(batch, 8)
+    every8 = batch._replace(
+        x=batch.x[::8], v=batch.v[::8], dlnf_dx=batch.dlnf_dx[::8], dlnf_dv=batch.dlnf_dv[::8],
+        ln_n_obs=batch.ln_n_obs[::8], weight=None if batch.weight is None else batch.weight[::8],
+    )  # fmt: skip
+    on_rows = parts(every8)
+    assert float(full[1]) > 0  # the penalty is active somewhere
+    np.testing.assert_allclose(np.asarray(sub)[[0, 2]], np.asarray(full)[[0, 2]], rtol=1e-5)
+    np.testing.assert_allclose(float(sub[1]), float(on_rows[1]), rtol=1e-5)
+    assert float(sub[1]) != float(full[1])  # a different (unbiased) estimate of the same mean
+    with pytest.raises(ValueError, match="density_every must be >= 1"):
+        data_loss(phi, ln_n_true, "conditional", settings, batch, density_every=0)

@@ -92,6 +92,14 @@ class FitConfig:
             benchmarks/results/cbe.md; hence not the default); ``none``: absolute internal
             units.
         alpha, beta, lam: asinh scales of the residual and negative-density penalties, weight λ.
+        density_every: in training, the negative-density penalty is averaged over every k-th
+            sample of each minibatch only (an unbiased estimate of the same mean): its exact
+            ∇²Φ is ~3/4 of an ungrouped step's cost, and the penalty is rarely active. 1: at
+            every sample (the behaviour before this option). Validation and grouped
+            (``profile``) fits use every position. Measured: 8 makes an ungrouped conditional
+            fit ~2.5× cheaper in CPU time, and its errors stay within the fit's own seed
+            scatter (exact cusp gradients: worst bin +0.053 → +0.044; refits of the three
+            demo systems' flow sets: benchmarks/results/cbe.md).
         lam_s: weight of λ_S (ln S)² (selection). lam_nobs: weight of (ln n − ln n_obs)²
             (conditional; needs ``ln_n_obs`` in the gradient set when non-zero).
         l2: weight of the mean squared network weights (per network).
@@ -180,6 +188,7 @@ class FitConfig:
     alpha: _Positive = 1.0
     beta: _Positive = 1.0
     lam: _NonNeg = 1.0
+    density_every: _Count = 8
     lam_s: _NonNeg = 0.0
     lam_nobs: _NonNeg = 0.0
     l2: _NonNeg = 0.0

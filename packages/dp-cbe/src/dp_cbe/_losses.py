@@ -129,10 +129,17 @@ def sample_terms(
     ln_n_obs: Scalar,
     scale: Scalar | float = 1.0,
     frame: Frame | None = None,
+    with_density: bool = True,
 ) -> tuple[Scalar, Scalar, Scalar]:
     """Per-sample (CBE term, negative-density term, auxiliary-field term); the residual is
-    divided by ``scale`` (see `residual_scales`); ``frame``: the moving frame (None: data's)."""
-    _, dphi, lap = grad_and_laplacian(phi, x)
+    divided by ``scale`` (see `residual_scales`); ``frame``: the moving frame (None: data's).
+    ``with_density=False`` skips ∇²Φ (most of a sample's cost) and returns 0 for the
+    negative-density term (`negative_density_terms` gives it at other points)."""
+    if with_density:
+        _, dphi, lap = grad_and_laplacian(phi, x)
+    else:
+        dphi = jax.grad(phi)(x)
+        lap = jnp.zeros((), x.dtype)
     daux = None
     extra = jnp.zeros((), x.dtype)
     if method != "vanilla":
@@ -146,8 +153,20 @@ def sample_terms(
     u0, omega = frame_vectors(frame)
     r = residual(dphi, v, dlnf_dx, dlnf_dv, daux, method, x=x, u0=u0, omega=omega)
     cbe = residual_penalty(r, scale, settings)
-    neg = settings.lam * jnp.arcsinh(settings.beta * jnp.maximum(-lap, 0.0)) / settings.beta
-    return cbe, neg, extra
+    return cbe, _negative_density(lap, settings), extra
+
+
+def _negative_density(lap: Array, settings: LossSettings) -> Array:
+    """The penalty λ asinh(β max(−∇²Φ, 0))/β on a negative density (elementwise)."""
+    return settings.lam * jnp.arcsinh(settings.beta * jnp.maximum(-lap, 0.0)) / settings.beta
+
+
+def negative_density_terms(
+    phi: Callable[[Float[Array, 3]], Scalar], x: Float[Array, "m 3"], settings: LossSettings
+) -> Float[Array, " m"]:
+    """The negative-density penalty at each of the points ``x`` (their exact ∇²Φ)."""
+    lap = jax.vmap(lambda q: grad_and_laplacian(phi, q)[2])(x)
+    return _negative_density(lap, settings)
 
 
 def profiled_terms(
@@ -201,8 +220,7 @@ def profiled_terms(
     a = jnp.linalg.solve(gram + ridge * jnp.eye(3), rhs[..., None])[..., 0]
     r = (tg - jnp.einsum("pki,pi->pk", wg, a)).reshape(b)
     cbe = residual_penalty(r, scale, settings)
-    neg = settings.lam * jnp.arcsinh(settings.beta * jnp.maximum(-lap, 0.0)) / settings.beta
-    neg = jnp.repeat(neg, group)
+    neg = jnp.repeat(_negative_density(lap, settings), group)
     extra = jnp.zeros_like(cbe)
     if aux is not None:  # the ordinary residual with everything but ln n held fixed
         ln_n, dln_n = jax.vmap(jax.value_and_grad(aux))(batch.x)
@@ -221,6 +239,7 @@ def data_loss(
     batch: Batch,
     frame: Frame | None = None,
     group: int = 1,
+    density_every: int = 1,
 ) -> tuple[Scalar, Float[Array, 3]]:
     """⟨L⟩ over a batch (no weight penalty) and the means of its three terms.
 
@@ -228,13 +247,26 @@ def data_loss(
     analytic truth can be plugged in: the loss of the truth is 0. ``frame``: the frame in
     which the DF is stationary (`dp_cbe._frame.Frame`, internal units; None: the data frame).
     ``group`` > 1 (conditional only): the batch holds groups of that many velocities per
-    position and ∇ln n is eliminated per position (`profiled_terms`).
+    position and ∇ln n is eliminated per position (`profiled_terms`). ``density_every`` = k
+    > 1 (ungrouped batches): the negative-density term, whose ∇²Φ is ~3/4 of a sample's
+    cost, is averaged over every k-th sample of the batch only (an unbiased estimate of the
+    same mean); grouped batches already evaluate it once per position.
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
+    if density_every < 1:
+        raise ValueError(f"density_every must be >= 1, got {density_every}")
+    subsample = group == 1 and density_every > 1
 
     def one(x: Array, v: Array, dx: Array, dv: Array, nobs: Array, s: Array) -> Array:
-        return jnp.stack(sample_terms(phi, aux, method, settings, x, v, dx, dv, nobs, s, frame))
+        return jnp.stack(
+            sample_terms(phi, aux, method, settings, x, v, dx, dv, nobs, s, frame, not subsample)
+        )
+
+    def mean(t: Array, w: Array | None) -> Array:
+        if w is None:
+            return jnp.mean(t, axis=0)
+        return jnp.sum(t * w.reshape(w.shape + (1,) * (t.ndim - 1)), axis=0) / jnp.sum(w)
 
     scale = jnp.ones_like(batch.ln_n_obs) if batch.scale is None else batch.scale
     if group > 1:
@@ -243,22 +275,24 @@ def data_loss(
         terms = profiled_terms(phi, aux, settings, batch, group, frame)
     else:
         terms = jax.vmap(one)(batch.x, batch.v, batch.dlnf_dx, batch.dlnf_dv, batch.ln_n_obs, scale)
-    if batch.weight is None:
-        parts = jnp.mean(terms, axis=0)
-    else:
-        parts = jnp.sum(terms * batch.weight[:, None], axis=0) / jnp.sum(batch.weight)
+    parts = mean(terms, batch.weight)
+    if subsample:
+        k = density_every
+        neg = negative_density_terms(phi, batch.x[::k], settings)
+        parts = parts.at[1].set(mean(neg, None if batch.weight is None else batch.weight[::k]))
     return jnp.sum(parts), parts
 
 
 def model_loss(
-    model: CBEModel, settings: LossSettings, batch: Batch, group: int = 1
+    model: CBEModel, settings: LossSettings, batch: Batch, group: int = 1, density_every: int = 1
 ) -> tuple[Scalar, Array]:
-    """Training objective: ⟨L⟩ (or ln⟨L⟩) + l2 · mean squared weights of each network.
+    """Training objective: ⟨L⟩ (or ln⟨L⟩) + l2 · mean squared weights of each network
+    (``density_every``: see `data_loss`).
 
     Returns the objective and aux = [⟨L⟩, ⟨cbe⟩, ⟨neg⟩, ⟨extra⟩].
     """
     mean_l, parts = data_loss(
-        model.phi, model.aux, model.method, settings, batch, model.frame, group
+        model.phi, model.aux, model.method, settings, batch, model.frame, group, density_every
     )
     obj = jnp.log(mean_l) if settings.log_loss else mean_l
     if settings.l2 != 0.0:

@@ -232,7 +232,7 @@ def fit(
     params, opt_state, best = jax.device_put((params, opt_state, best), rep)
 
     def objective(p: Any, batch: Batch) -> tuple[jax.Array, jax.Array]:
-        return model_loss(eqx.combine(p, static), settings, batch, group)
+        return model_loss(eqx.combine(p, static), settings, batch, group, cfg.density_every)
 
     @eqx.filter_jit
     def run_chunk(
