@@ -96,8 +96,9 @@ class FitConfig:
             sample of each minibatch only (an unbiased estimate of the same mean): its exact
             ∇²Φ is ~3/4 of an ungrouped step's cost, and the penalty is rarely active. 1: at
             every sample (the behaviour before this option). Validation and grouped
-            (``profile``) fits use every position. Measured: 8 makes an ungrouped conditional
-            fit ~2.5× cheaper in CPU time, and its errors stay within the fit's own seed
+            (``profile``) fits use every position. Measured: 8 makes a step of an ungrouped
+            conditional fit 2.75× cheaper in CPU time (vanilla 3.4×;
+            benchmarks/bench_cbe_step.py), and the errors stay within the fit's own seed
             scatter (exact cusp gradients: worst bin +0.053 → +0.044; refits of the three
             demo systems' flow sets: benchmarks/results/cbe.md).
         lam_s: weight of λ_S (ln S)² (selection). lam_nobs: weight of (ln n − ln n_obs)²
