@@ -62,6 +62,7 @@ def test_save_load_round_trip(fitted, tmp_path: Path) -> None:
         np.testing.assert_array_equal(getattr(loaded, q)(x), getattr(sol, q)(x))  # same bits
     hyper = json.loads((out / "hyperparameters.json").read_text())
     assert hyper["method"] == "conditional" and hyper["config"]["n_steps"] == 40
+    assert hyper["seed"] == 0  # fit's default seed, recorded so that the fit can be repeated
     sol.save(tmp_path / "copy")
     np.testing.assert_array_equal(dp_cbe.load_model(tmp_path / "copy").density(x), sol.density(x))
     with pytest.raises(FileNotFoundError, match=r"model\.eqx"):

@@ -198,6 +198,7 @@ def fit(
         )
     n_vb = min(cfg.val_batches, n_val // val_bs)
     hyper = _hyperparameters(method, cfg, cols[0][tr], cols[1][tr])
+    hyper["seed"] = int(seed)  # with the set and `config`, what reproduces this model
     center = np.asarray(hyper["phi"]["in_mean"])
     # Minibatch sampling probabilities (radial balance); the validation mean is weighted alike.
     p_all = radial_balance_probabilities(cols[0], center, balance)
