@@ -64,7 +64,7 @@ def test_recovers_plummer(method: str) -> None:
 def test_default_config_recovers_cuspy_hernquist_outskirts() -> None:
     """`FitConfig()` on a cuspy sphere (ρ falls ~10³ across the volume), every radial bin.
 
-    Measured (2^16 samples, seed 0, 2-core CPU, 134 s CPU; 338 s before the density term
+    Measured (2^16 samples, seed 0, 2-core CPU, 134 s CPU; 328 s before the density term
     was evaluated on every 8th sample only, `FitConfig.density_every`): |median Δln ρ|
     ≤ 0.009 inside 0.8 r_max and +0.044 in 0.8–1.0 r_max (+0.053 before); median |Δa|/|a|
     ≤ 1.3 % (1.1 % before). The fit reaches the 6,000-step ceiling, hence the ignored

@@ -62,7 +62,7 @@ def test_save_load_round_trip(fitted, tmp_path: Path) -> None:
         np.testing.assert_array_equal(getattr(loaded, q)(x), getattr(sol, q)(x))  # same bits
     hyper = json.loads((out / "hyperparameters.json").read_text())
     assert hyper["method"] == "conditional" and hyper["config"]["n_steps"] == 40
-    assert hyper["seed"] == 0  # fit's default seed, recorded so that the fit can be repeated
+    assert hyper["seed"] == 0  # fit's default seed
     sol.save(tmp_path / "copy")
     np.testing.assert_array_equal(dp_cbe.load_model(tmp_path / "copy").density(x), sol.density(x))
     with pytest.raises(FileNotFoundError, match=r"model\.eqx"):
@@ -91,8 +91,9 @@ def test_checkpoint_resume_matches_uninterrupted(conditional_set, fitted, tmp_pa
 
 def test_mixture_and_extent_options_fit_save_and_load(conditional_set, tmp_path: Path) -> None:
     cfg = dp_cbe.FitConfig(**TINY, phi_mixture=4, phi_mixture_mass=0.5, aux_scale="extent")
-    sol = dp_cbe.fit(conditional_set, config=cfg, out_dir=tmp_path, progress=False)
+    sol = dp_cbe.fit(conditional_set, config=cfg, seed=2, out_dir=tmp_path, progress=False)
     hyper = json.loads((tmp_path / "hyperparameters.json").read_text())
+    assert hyper["seed"] == 2  # the seed given, recorded so that the fit can be repeated
     mix, aux = hyper["phi"]["mixture"], hyper["aux"]
     assert mix["n"] == 4 and 0 < mix["r_min"] < mix["r_max"] and mix["mass"] > 0
     assert aux["in_scale"] >= hyper["phi"]["in_scale"]  # the extent is never below the spread

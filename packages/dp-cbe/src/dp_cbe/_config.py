@@ -99,8 +99,8 @@ class FitConfig:
             (``profile``) fits use every position. Measured: 8 makes a step of an ungrouped
             conditional fit 2.75× cheaper in CPU time (vanilla 3.4×;
             benchmarks/bench_cbe_step.py), and the errors stay within the fit's own seed
-            scatter (exact cusp gradients: worst bin +0.053 → +0.044; refits of the three
-            demo systems' flow sets: benchmarks/results/cbe.md).
+            scatter (exact cusp gradients: worst bin +0.044, +0.053 recorded before; refits
+            of the three demo systems' flow sets: benchmarks/results/cbe.md).
         lam_s: weight of λ_S (ln S)² (selection). lam_nobs: weight of (ln n − ln n_obs)²
             (conditional; needs ``ln_n_obs`` in the gradient set when non-zero).
         l2: weight of the mean squared network weights (per network).
