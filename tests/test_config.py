@@ -33,6 +33,13 @@ def test_valid_config_builds_package_configs() -> None:
     # shared [cbe] keys reach every method; per-method tables override them
     assert cfg.cbe["selection"].n_steps == cfg.cbe["conditional"].n_steps == 200
     assert set(cfg.cbe) == {"selection", "conditional"}
+    # unset: a tenth of the conditional method's positions uniform in the stars' volume
+    assert cfg.gradients.uniform_fraction is None and cfg.gradients.uniform_support == "stars"
+    assert cfg.gradients.uniform_fraction_for("conditional") == 0.1
+    assert cfg.gradients.uniform_fraction_for("selection") == 0.0
+    d = _base()
+    d["gradients"] = {"n": 1024, "uniform_fraction": 0.0}
+    assert config_from_dict(d).gradients.uniform_fraction_for("conditional") == 0.0
 
 
 @pytest.mark.parametrize(
@@ -52,6 +59,7 @@ def test_valid_config_builds_package_configs() -> None:
         ("cbe", {"selection": {"alpha": "one"}}, "[cbe.selection]"),
         ("gradients", {"n": 0}, "key 'n' must be an integer ≥ 1, got 0"),
         ("gradients", {"uniform_fraction": 1.5}, "uniform_fraction"),
+        ("gradients", {"uniform_support": "cube"}, "uniform_support"),
         ("gradients", {"n": 1.5}, "'n'"),
         (
             "gradients",

@@ -133,7 +133,16 @@ def test_wrong_requests_are_refused(flows) -> None:
         make_gradients("flat", conditional=flows["c1"], n=4)
     with pytest.raises(ValueError, match="uniform_fraction > 0 needs r_max"):
         make_gradients("conditional", conditional=flows["c1"], n=4, positions=np.zeros((2, 3)),
+                       uniform_fraction=0.5, uniform_support="ball")  # fmt: skip
+    with pytest.raises(ValueError, match="need more than k = 8 >= 1 stars, got 2"):
+        make_gradients("conditional", conditional=flows["c1"], n=4, positions=np.zeros((2, 3)),
                        uniform_fraction=0.5)  # fmt: skip
+    with pytest.raises(ValueError, match="uniform_support = 'stars' needs positions"):
+        make_gradients("conditional", conditional=flows["c1"], spatial=flows["spatial"], n=4,
+                       uniform_fraction=0.5, uniform_support="stars", r_max=3.0)  # fmt: skip
+    with pytest.raises(ValueError, match="uniform_support must be 'stars' or 'ball'"):
+        make_gradients("conditional", conditional=flows["c1"], n=4, positions=np.zeros((2, 3)),
+                       uniform_support="cube")  # fmt: skip
     single = make_gradients("conditional", conditional=flows["c1"], n=4,
                             positions=np.zeros((2, 3)), progress=False)  # fmt: skip
     with pytest.raises(ValueError, match="not an ensemble"):
@@ -163,7 +172,13 @@ def test_cli_writes_a_set_dp_cbe_reads(flows, tmp_path: Path, capsys) -> None:
     assert main(argv) == 0
     gs = dp_cbe.read_gradients(out)
     with h5py.File(cat) as f:
-        assert np.isin(gs.x[:, 0], f["stars/x"][:, 0]).all()  # x from the catalogue's stars
+        stars = f["stars/x"][:]
+    # By default a tenth of the positions (round(3.2) = 3, first) are uniform in the volume
+    # the stars fill, the rest are the catalogue's stars.
+    assert not np.isin(gs.x[:3, 0], stars[:, 0]).any() and np.isin(gs.x[3:, 0], stars[:, 0]).all()
+    assert ((gs.x[:3] >= stars.min(0)) & (gs.x[:3] <= stars.max(0))).all()
+    assert main([*argv, "--uniform-fraction", "0"]) == 0
+    assert np.isin(dp_cbe.read_gradients(out).x[:, 0], stars[:, 0]).all()
 
 
 @pytest.mark.parametrize(
@@ -213,3 +228,34 @@ def test_one_owner_of_the_format_and_one_table_of_methods() -> None:
     assert (
         deep_potential.load_config(Path(__file__).with_name("tiny.toml")).methods == dp_cbe.METHODS
     )
+
+
+def test_uniform_in_stars_fills_the_stars_volume_only() -> None:
+    """An offset survey sphere (radius 2 kpc around (8, 0, 0)) with an empty hole of radius
+    0.7 kpc at its centre: the points fill the sphere uniformly and leave the hole (beyond
+    the stars' reach) empty; the same generator seed gives the same points."""
+    from scipy import stats
+
+    rng = np.random.default_rng(1)
+    c = np.array([8.0, 0.0, 0.0])
+    d = rng.normal(size=(40000, 3))
+    stars = c + d / np.linalg.norm(d, axis=1, keepdims=True) * 2.0 * rng.uniform(
+        size=(40000, 1)
+    ) ** (1 / 3)
+    stars = stars[np.linalg.norm(stars - c, axis=1) > 0.7]
+    x = deep_potential.uniform_in_stars(np.random.default_rng(5), stars, 20000)
+    r = np.linalg.norm(x - c, axis=1)
+    assert x.shape == (20000, 3)
+    assert r.max() < 2.3 and (r > 2.0).mean() < 0.2  # a reach's margin past the outermost
+    assert (r < 0.5).sum() == 0  # the hole's centre is beyond every star's reach
+    # Between the hole's rim and the sphere's edge, uniform in volume: r³ is uniform there.
+    sel = r[(r > 0.8) & (r < 1.9)] ** 3
+    assert stats.kstest(sel, stats.uniform(0.8**3, 1.9**3 - 0.8**3).cdf).pvalue > 1e-3
+    again = deep_potential.uniform_in_stars(np.random.default_rng(5), stars, 20000)
+    np.testing.assert_array_equal(again, x)
+    inside = deep_potential.uniform_in_stars(np.random.default_rng(5), stars, 1000, r_max=8.5)
+    assert (np.linalg.norm(inside, axis=1) < 8.5).all()  # and inside the ball when given
+    with pytest.raises(ValueError, match="stars must have shape"):
+        deep_potential.uniform_in_stars(rng, stars[:, :2], 10)
+    with pytest.raises(ValueError, match="NaN/inf"):
+        deep_potential.uniform_in_stars(rng, np.full((20, 3), np.nan), 10)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -87,12 +87,26 @@ class GradientsSection:
     """``[gradients]``: how many DF-gradient samples to draw from the flows per method."""
 
     n: _Count = 65536
-    uniform_fraction: Annotated[float, Field(ge=0, le=1)] = 0.0
+    # a fraction of the positions uniform in the observed volume; None:
+    # deep_potential.default_uniform_fraction (0.1 for the conditional method, whose
+    # positions are otherwise the stars', too few where they thin out; 0 for the others)
+    uniform_fraction: Annotated[float, Field(ge=0, le=1)] | None = None
+    # where those points lie: "stars" (the volume the observed stars fill,
+    # deep_potential.uniform_in_stars) or "ball" (r < r_max); vanilla and selection: "ball"
+    uniform_support: Literal["stars", "ball"] = "stars"
     # conditional method: n / K positions with K velocities each; K >= 4 lets the potential
     # fit solve for ∇ln n at each position ([cbe.conditional] ln_n_gradient = "profile")
     velocities_per_position: _Count = 1
     batch_size: _Count = 4096
     oracle: bool = False  # replace the flows' gradients by the mock's exact ones (diagnostic)
+
+    def uniform_fraction_for(self, method: str) -> float:
+        """``uniform_fraction``, or its automatic value for ``method`` when unset."""
+        from ._gradients import default_uniform_fraction
+
+        if self.uniform_fraction is not None:
+            return self.uniform_fraction
+        return default_uniform_fraction(method)
 
     def __post_init__(self) -> None:
         if self.n % self.velocities_per_position:
