@@ -128,7 +128,7 @@ def uniform_in_stars(
     Raises:
         ValueError: stars not of shape (m, 3) with m > k, or not finite; k < 1.
     """
-    from scipy.spatial import cKDTree
+    from scipy.spatial import KDTree
 
     stars = np.asarray(stars, dtype=np.float64)
     if stars.ndim != 2 or stars.shape[1] != 3:
@@ -137,7 +137,7 @@ def uniform_in_stars(
         raise ValueError(f"need more than k = {k} >= 1 stars, got {len(stars)}")
     if not np.isfinite(stars).all():
         raise ValueError("stars contain NaN/inf positions")
-    tree = cKDTree(stars)
+    tree = KDTree(stars)
     lo, hi = stars.min(axis=0), stars.max(axis=0)
     if r_max is not None:
         lo, hi = np.maximum(lo, -r_max), np.minimum(hi, r_max)
