@@ -178,9 +178,11 @@ def default_uniform_fraction(method: str, has_positions: bool = True) -> float:
     The conditional method's positions are otherwise the stars' own, few where the stars thin
     out; there the potential fit's Φ is unconstrained between them and moves with the fit's
     seed. A tenth of the positions uniform in the volume the stars fill (`uniform_in_stars`)
-    cut that spread several-fold on a cusp and an anisotropic mock (benchmarks/results/cbe.md).
-    Vanilla and selection draw their positions from a spatial flow, which already fills the
-    volume.
+    cut that spread on a cusp mock from 0.16–0.27 in ln ρ at 5–8 kpc to ≤ 0.05, and lowered
+    the worst radial bin of the density on four systems of five (the cusp, an anisotropic
+    model, the demo's sphere behind two other seeds' dust); on the demo itself, whose flow's
+    errors grow outward, it raised it from 0.10 to 0.16 (benchmarks/results/cbe.md). Vanilla
+    and selection draw their positions from a spatial flow, which already fills the volume.
 
     >>> default_uniform_fraction("conditional"), default_uniform_fraction("selection")
     (0.1, 0.0)
