@@ -178,10 +178,11 @@ def default_uniform_fraction(method: str, has_positions: bool = True) -> float:
     The conditional method's positions are otherwise the stars' own, few where the stars thin
     out; there the potential fit's Φ is unconstrained between them and moves with the fit's
     seed. A tenth of the positions uniform in the volume the stars fill (`uniform_in_stars`)
-    cut that spread on a cusp mock from 0.16–0.27 in ln ρ at 5–8 kpc to ≤ 0.05, and lowered
-    the worst radial bin of the density on four systems of five (the cusp, an anisotropic
-    model, the demo's sphere behind two other seeds' dust); on the demo itself, whose flow's
-    errors grow outward, it raised it from 0.10 to 0.16 (benchmarks/results/cbe.md). Vanilla
+    roughly halved that spread on a cusp mock (0.15–0.22 in ln ρ at 5–8 kpc to 0.06–0.13),
+    and lowered the worst radial bin of the density on four systems of five (the cusp 0.67 to
+    0.49, an anisotropic model 0.54 to 0.23, the demo's sphere behind two other seeds' dust);
+    on the demo itself, whose flow's errors grow outward, it raised it from 0.10 to 0.16
+    (benchmarks/results/cbe.md). Vanilla
     and selection draw their positions from a spatial flow, which already fills the volume.
 
     >>> default_uniform_fraction("conditional"), default_uniform_fraction("selection")
