@@ -35,7 +35,7 @@ def test_valid_config_builds_package_configs() -> None:
     assert set(cfg.cbe) == {"selection", "conditional"}
     # unset: a tenth of the conditional method's positions uniform in the stars' volume
     assert cfg.gradients.uniform_fraction is None and cfg.gradients.uniform_support == "stars"
-    assert cfg.gradients.uniform_fraction_for("conditional") == 0.1
+    assert cfg.gradients.uniform_fraction_for("conditional") == 0.25
     assert cfg.gradients.uniform_fraction_for("selection") == 0.0
     d = _base()
     d["gradients"] = {"n": 1024, "uniform_fraction": 0.0}

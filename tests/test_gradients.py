@@ -143,7 +143,7 @@ def test_wrong_requests_are_refused(flows) -> None:
     with pytest.raises(ValueError, match="uniform_support must be 'stars' or 'ball'"):
         make_gradients("conditional", conditional=flows["c1"], n=4, positions=np.zeros((2, 3)),
                        uniform_support="cube")  # fmt: skip
-    single = make_gradients("conditional", conditional=flows["c1"], n=4,
+    single = make_gradients("conditional", conditional=flows["c1"], n=4, uniform_fraction=0.0,
                             positions=np.zeros((2, 3)), progress=False)  # fmt: skip
     with pytest.raises(ValueError, match="not an ensemble"):
         single.member_set(0)
@@ -173,10 +173,10 @@ def test_cli_writes_a_set_dp_cbe_reads(flows, tmp_path: Path, capsys) -> None:
     gs = dp_cbe.read_gradients(out)
     with h5py.File(cat) as f:
         stars = f["stars/x"][:]
-    # By default a tenth of the positions (round(3.2) = 3, first) are uniform in the volume
-    # the stars fill, the rest are the catalogue's stars.
-    assert not np.isin(gs.x[:3, 0], stars[:, 0]).any() and np.isin(gs.x[3:, 0], stars[:, 0]).all()
-    assert ((gs.x[:3] >= stars.min(0)) & (gs.x[:3] <= stars.max(0))).all()
+    # By default a quarter of the positions (8 of 32, first) are uniform in the volume the
+    # stars fill, the rest are the catalogue's stars.
+    assert not np.isin(gs.x[:8, 0], stars[:, 0]).any() and np.isin(gs.x[8:, 0], stars[:, 0]).all()
+    assert ((gs.x[:8] >= stars.min(0)) & (gs.x[:8] <= stars.max(0))).all()
     assert main([*argv, "--uniform-fraction", "0"]) == 0
     assert np.isin(dp_cbe.read_gradients(out).x[:, 0], stars[:, 0]).all()
 

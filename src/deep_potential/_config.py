@@ -88,7 +88,7 @@ class GradientsSection:
 
     n: _Count = 65536
     # a fraction of the positions uniform in the observed volume; None:
-    # deep_potential.default_uniform_fraction (0.1 for the conditional method, whose
+    # deep_potential.default_uniform_fraction (0.25 for the conditional method, whose
     # positions are otherwise the stars', too few where they thin out; 0 for the others)
     uniform_fraction: Annotated[float, Field(ge=0, le=1)] | None = None
     # where those points lie: "stars" (the volume the observed stars fill,

@@ -173,22 +173,23 @@ def _as_flow(flow: dp_flows.Flow | str | Path | None) -> dp_flows.Flow | None:
 
 def default_uniform_fraction(method: str, has_positions: bool = True) -> float:
     """The fraction of a gradient set's positions drawn uniform in the observed volume when
-    none is asked for: 0.1 for the conditional method given the observed positions, else 0.
+    none is asked for: 0.25 for the conditional method given the observed positions, else 0.
 
     The conditional method's positions are otherwise the stars' own, few where the stars thin
     out; there the potential fit's Φ is unconstrained between them and moves with the fit's
-    seed. A tenth of the positions uniform in the volume the stars fill (`uniform_in_stars`)
-    roughly halved that spread on a cusp mock (0.15–0.22 in ln ρ at 5–8 kpc to 0.06–0.13),
-    and lowered the worst radial bin of the density on four systems of five (the cusp 0.67 to
-    0.49, an anisotropic model 0.54 to 0.23, the demo's sphere behind two other seeds' dust);
-    on the demo itself, whose flow's errors grow outward, it raised it from 0.10 to 0.16
-    (benchmarks/results/cbe.md). Vanilla
-    and selection draw their positions from a spatial flow, which already fills the volume.
+    seed, and follows the flow's errors at the edge the more such points it gets. Measured
+    on five mock systems (the demo's cored sphere behind three seeds' dust, a cusp, an
+    anisotropic model; three fit seeds each), the worst radial bin of the density, averaged
+    over the systems, was 0.39 with no uniform points, 0.25 with a tenth, 0.23 with a quarter
+    and 0.22 with a half; a quarter is the smallest fraction within the fits' spread of the
+    best, and a half made the anisotropic model worse (0.22 to 0.36). Table:
+    benchmarks/results/cbe.md. Vanilla and selection draw their positions from a spatial
+    flow, which already fills the volume.
 
     >>> default_uniform_fraction("conditional"), default_uniform_fraction("selection")
-    (0.1, 0.0)
+    (0.25, 0.0)
     """
-    return 0.1 if method == "conditional" and has_positions else 0.0
+    return 0.25 if method == "conditional" and has_positions else 0.0
 
 
 def make_gradients(
@@ -224,7 +225,7 @@ def make_gradients(
             the observed one or the ball r < r_max (``uniform_support``). p(v|x) is
             selection-free, so any position the stars reach is a valid one; without such
             points the potential fit sees few positions where the stars thin out. None:
-            `default_uniform_fraction` (0.1 for the conditional method given ``positions``,
+            `default_uniform_fraction` (0.25 for the conditional method given ``positions``,
             else 0).
         r_max: radius (kpc) of that ball; spatial-flow samples outside it are redrawn
             (`dp_flows.sample_within`).
@@ -412,7 +413,7 @@ def add_parser(sub: Any) -> None:
     g.add_argument("--n", type=_count, required=True, help="number of points")
     g.add_argument("--uniform-fraction", type=_fraction, default=None,
                    help="fraction of the positions uniform in a volume (--uniform-support); "
-                   "default 0.1 for the conditional method with --catalog, else 0")  # fmt: skip
+                   "default 0.25 for the conditional method with --catalog, else 0")  # fmt: skip
     g.add_argument("--r-max", type=_kpc, default=None,
                    help="kpc; the ball for uniform points (with --uniform-support stars: "
                    "they are kept inside it as well)")  # fmt: skip

@@ -168,6 +168,8 @@ def _run_locked(config: PipelineConfig, run_dir: Path, from_stage: str | None) -
             run_dir / "gradients" / method,
             {
                 "gradients": section_dict(config.gradients),
+                # resolved: an unset fraction's default may change between versions
+                "uniform_fraction": config.gradients.uniform_fraction_for(method),
                 "r_max": r_max,
                 "seed": seed,
                 "versions": versions("deep-potential", "dp-flows", "dp-cbe", "dp-mock"),
