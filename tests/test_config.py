@@ -33,7 +33,7 @@ def test_valid_config_builds_package_configs() -> None:
     # shared [cbe] keys reach every method; per-method tables override them
     assert cfg.cbe["selection"].n_steps == cfg.cbe["conditional"].n_steps == 200
     assert set(cfg.cbe) == {"selection", "conditional"}
-    # unset: a tenth of the conditional method's positions uniform in the stars' volume
+    # unset: a quarter of the conditional method's positions uniform in the stars' volume
     assert cfg.gradients.uniform_fraction is None and cfg.gradients.uniform_support == "stars"
     assert cfg.gradients.uniform_fraction_for("conditional") == 0.25
     assert cfg.gradients.uniform_fraction_for("selection") == 0.0
