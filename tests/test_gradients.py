@@ -143,6 +143,9 @@ def test_wrong_requests_are_refused(flows) -> None:
     with pytest.raises(ValueError, match="uniform_support must be 'stars' or 'ball'"):
         make_gradients("conditional", conditional=flows["c1"], n=4, positions=np.zeros((2, 3)),
                        uniform_support="cube")  # fmt: skip
+    # the default fraction says what to change when the catalogue is too small for it
+    with pytest.raises(ValueError, match=r"uniform_fraction = 0.25 .* pass uniform_fraction=0"):
+        make_gradients("conditional", conditional=flows["c1"], n=4, positions=np.zeros((2, 3)))
     single = make_gradients("conditional", conditional=flows["c1"], n=4, uniform_fraction=0.0,
                             positions=np.zeros((2, 3)), progress=False)  # fmt: skip
     with pytest.raises(ValueError, match="not an ensemble"):

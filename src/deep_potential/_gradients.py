@@ -104,12 +104,15 @@ class FlowGradients:
         )  # fmt: skip
 
 
+_K_NEIGHBOURS = 8  # uniform_in_stars' default reach: a star's 8th neighbour
+
+
 def uniform_in_stars(
     rng: np.random.Generator,
     stars: Float[ArrayLike, "m 3"],
     n: int,
     r_max: float | None = None,
-    k: int = 8,
+    k: int = _K_NEIGHBOURS,
 ) -> Float[np.ndarray, "n 3"]:
     """``n`` points uniform in the volume that the observed ``stars`` fill (kpc).
 
@@ -303,6 +306,12 @@ def make_gradients(
         parts.append(uniform_ball(rng, n_uni, r_max))
     elif n_uni:
         assert positions is not None  # checked above
+        if len(positions) <= _K_NEIGHBOURS:
+            raise ValueError(
+                f"uniform_fraction = {uniform_fraction} puts points in the volume the stars fill, "
+                f"and those need more than k = {_K_NEIGHBOURS} >= 1 stars, got {len(positions)}; pass "
+                "uniform_fraction=0 (--uniform-fraction 0) for a catalogue this small"
+            )
         parts.append(uniform_in_stars(rng, positions, n_uni, r_max))
     if n_obs and method == "conditional" and positions is not None:
         parts.append(positions[rng.choice(len(positions), n_obs, replace=n_obs > len(positions))])
