@@ -65,6 +65,8 @@ def test_tiny_run_every_stage_then_rerun_skips(
             assert all(math.isfinite(b["median"]) for b in mm[key]["by_r"] if b["n"])
     assert "dln_s" in metrics["methods"]["selection"]
     assert "dln_n" in metrics["methods"]["conditional"]
+    # each fit's residual at its best step (fit_status.best_val), finite and non-negative
+    assert all(0 <= metrics["fit_status"][m]["best_val"] < math.inf for m in metrics["methods"])
     assert math.isfinite(metrics["p_v_given_x"]["dlnp"]["all"]["median"])
     for fig in ("fig1", "fig2", "fig3", "fig5", "fig7"):
         assert rep.path(fig).read_bytes()[:8] == PNG_MAGIC

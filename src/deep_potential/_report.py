@@ -114,7 +114,7 @@ def make_report(
     # How each fit stopped (docs/formats.md): whether more steps could have helped.
     metrics["fit_status"] = {
         m: {k: (model.history or {}).get(k)
-            for k in ("stop_reason", "steps", "best_step", "still_improving")}
+            for k in ("stop_reason", "steps", "best_step", "still_improving", "best_val")}
         for m, model in models.items()
     }  # fmt: skip
     with h5py.File(catalog, "r") as f:
