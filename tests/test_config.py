@@ -112,9 +112,14 @@ def test_cli_fails_before_any_work(tmp_path: Path, capsys: pytest.CaptureFixture
 @pytest.mark.parametrize(
     "name",
     [
-        "demo.toml", "demo-hernquist.toml", "demo-om.toml", "demo-concentrated.toml",
-        "demo-om-cusp.toml", "paper.toml", "paper-dustfree.toml",
-    ],  # fmt: skip
+        "demo.toml",
+        "demo-hernquist.toml",
+        "demo-om.toml",
+        "demo-concentrated.toml",
+        "demo-om-cusp.toml",
+        "paper.toml",
+        "paper-dustfree.toml",
+    ],
 )
 def test_shipped_configs_validate(name: str) -> None:
     if not (CONFIGS / name).is_file():  # tests run from an installed wheel without the checkout
