@@ -1,11 +1,13 @@
 """The p(v|x) flow's dispersion slope d ln σ/dr against the closed form, for an isotropic mock.
 
-For an isotropic DF the velocity dispersion is a function of Ψ = −Φ alone; for the Plummer
-sphere σ² = Ψ/6, so d ln σ/dr = ½ d ln Ψ/dr exactly, and that slope is (up to the shape term)
-the x-gradient of ln p(v|x) the potential fit turns into a force. This script reads a pipeline
-run folder and prints:
+For an isotropic DF the velocity dispersion is a function of Ψ = −Φ alone (for the Plummer
+sphere σ² = Ψ/6, so d ln σ/dr = ½ d ln Ψ/dr), and that slope is (up to the shape term) the
+x-gradient of ln p(v|x) the potential fit turns into a force. The closed form is ½ d ln σ_r²/dr
+from the mock system's own moments (``truth.system.velocity_moments``), so any isotropic
+system of dp-mock works (Plummer, Hernquist). This script reads a pipeline run folder and
+prints:
 
-1. the catalogue's own ⟨v²⟩/Ψ per 1-kpc bin (½ for the Plummer DF: the data's check);
+1. the catalogue's own ⟨v²⟩/(3 σ_r²) per 1-kpc bin (1 for an isotropic DF: the data's check);
 2. the committed conditional flow's scalar whitener σ(x): the median over 64 random rays of
    d ln σ/dr, divided by the closed form, at r = 1, 2, 4, 7 kpc;
 3. with ``--refit``: the same ratio for whiteners refitted on the catalogue under several
@@ -17,8 +19,8 @@ Usage:
     .venv/bin/python benchmarks/whitener_slope.py RUN_DIR [--refit]
         [--batch-sizes 4096 32768 full --seeds 1 2 3]
 
-RUN_DIR is a ``deep-potential run`` folder of a Plummer (``demo``) mock whose conditional flow
-uses scalar whitening (``flows/conditional/model``, ``mock/catalog.h5``).
+RUN_DIR is a ``deep-potential run`` folder of an isotropic mock whose conditional flow uses
+scalar whitening (``flows/conditional/model``, ``mock/catalog.h5``).
 """
 
 from __future__ import annotations
@@ -40,9 +42,9 @@ WHITENER = {"mode": "scalar", "width": 16, "depth": 1, "n_steps": 3000}  # FlowC
 
 
 def true_slope(truth, r: float, h: float = 1e-3) -> float:
-    """½ d ln Ψ/dr by central differences of the truth's potential (spherical: any ray)."""
-    psi = [-truth.potential(np.array([[r + s, 0.0, 0.0]]))[0] for s in (h, -h)]
-    return 0.5 * (np.log(psi[0]) - np.log(psi[1])) / (2 * h)
+    """½ d ln σ_r²/dr by central differences of the system's closed-form dispersion."""
+    s2 = truth.system.velocity_moments(np.array([r + h, r - h]))[0]
+    return 0.5 * (np.log(s2[0]) - np.log(s2[1])) / (2 * h)
 
 
 def slope_ratios(affine, c_mean, c_std, log_r: bool, truth, rays: np.ndarray) -> list[float]:
@@ -63,7 +65,7 @@ def slope_ratios(affine, c_mean, c_std, log_r: bool, truth, rays: np.ndarray) ->
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("run", help="a deep-potential run folder (Plummer mock, scalar whitening)")
+    ap.add_argument("run", help="a deep-potential run folder (isotropic mock, scalar whitening)")
     ap.add_argument("--refit", action="store_true", help="also refit whiteners (minutes)")
     ap.add_argument("--batch-sizes", nargs="*", default=[], help="e.g. 4096 32768 full")
     ap.add_argument("--seeds", nargs="*", type=int, default=[1, 2, 3])
@@ -71,12 +73,15 @@ def main() -> None:
     catalog = f"{args.run}/mock/catalog.h5"
     stars, truth = dp_mock.read_catalog(catalog), dp_mock.load_truth(catalog)
     x, v = np.asarray(stars["x"], float), np.asarray(stars["v"], float)
-    r, psi = np.linalg.norm(x, axis=1), -truth.potential(x)
-    print("catalogue: <v²>/Ψ per 1-kpc bin (1/2 for the Plummer DF)")
+    if not truth.system.isotropic:
+        raise SystemExit("the run's mock is anisotropic: σ(x) is not one scalar there")
+    r = np.linalg.norm(x, axis=1)
+    s2r = 3.0 * truth.system.velocity_moments(r)[0]
+    print("catalogue: <v²>/(3 σ_r²) per 1-kpc bin (1 for an isotropic DF)")
     for a in range(int(np.ceil(r.max()))):
         m = (r >= a) & (r < a + 1)
         if m.sum() > 50:
-            q = (v[m] ** 2).sum(axis=1) / psi[m]
+            q = (v[m] ** 2).sum(axis=1) / s2r[m]
             print(
                 f"  {a}-{a + 1} kpc: n {m.sum():6d}  {q.mean():.4f} ± {q.std() / np.sqrt(m.sum()):.4f}"
             )
