@@ -51,7 +51,9 @@ def test_ints_are_numbers_and_numpy_scalars_count() -> None:
     cfg = FitConfig(alpha=2, lam=0, n_steps=np.int32(200), eval_every=np.int64(100))
     assert cfg.alpha == 2.0 and type(cfg.alpha) is float and type(cfg.lam) is float
     assert type(cfg.n_steps) is int and type(cfg.eval_every) is int
-    assert cfg.loss_settings().alpha == 2.0
+    assert cfg.resolved(exact=False, group_size=1).loss_settings().alpha == 2.0
+    with pytest.raises(ValueError, match="resolve the config first"):
+        cfg.loss_settings()  # residual_loss is automatic until resolved
 
 
 def test_frames_declared_once() -> None:

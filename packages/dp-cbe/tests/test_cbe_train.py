@@ -144,16 +144,20 @@ def test_profiled_fit_needs_groups_and_keeps_whole_groups_together(
 
 
 def test_residual_loss_is_a_choice_recorded_with_the_model(conditional_set, fitted) -> None:
-    """``FitConfig.residual_loss``: the robust asinh term by default, ½ (r/s)² on request; a
-    different loss gives a different model, and the model records which it was fitted with."""
+    """``FitConfig.residual_loss``: automatic, least squares for a flow's (not exact)
+    conditional set, the robust asinh term otherwise; an explicit choice is kept, gives a
+    different model, and the model records which loss it was fitted with."""
     sol, out = fitted
     recorded = json.loads((out / "hyperparameters.json").read_text())["config"]
-    assert recorded["residual_loss"] == "asinh"
+    assert not conditional_set.exact and recorded["residual_loss"] == "l2"
     x = np.array([[1.0, 2.0, 0.5], [6.0, -3.0, 1.0]])
-    l2 = dp_cbe.fit(conditional_set, config=dp_cbe.FitConfig(**TINY, residual_loss="l2"),
-                    progress=False)  # fmt: skip
-    assert l2.hyperparameters["config"]["residual_loss"] == "l2"
-    assert not np.array_equal(l2.acceleration(x), sol.acceleration(x))
+    asinh = dp_cbe.fit(conditional_set, config=dp_cbe.FitConfig(**TINY, residual_loss="asinh"),
+                       progress=False)  # fmt: skip
+    assert asinh.hyperparameters["config"]["residual_loss"] == "asinh"
+    assert not np.array_equal(asinh.acceleration(x), sol.acceleration(x))
+    cfg = dp_cbe.FitConfig()
+    assert cfg.resolved(exact=True, group_size=1, method="conditional").residual_loss == "asinh"
+    assert cfg.resolved(exact=False, group_size=1, method="vanilla").residual_loss == "asinh"
 
 
 def test_non_finite_loss_says_what_to_change(conditional_set) -> None:

@@ -106,12 +106,13 @@ class FitConfig:
         l2: weight of the mean squared network weights (per network).
         log_loss: minimise ln⟨L⟩ instead of ⟨L⟩.
         residual_loss: the CBE term of each residual: ``asinh`` (α⁻¹ asinh(α|r|/s), the
-            paper's robust loss: |r|/s for small residuals) or ``l2`` (½ (r/s)²; α unused).
-            With a flow's conditional gradients ``l2`` gives a stronger pull than ``asinh``
-            (demo-om's worst middle bin −0.47 → −0.21 at convergence), but its validation
-            loss is so noisy that the stopping rule is never met and the best-validation
-            model is an early snapshot; on demo-hernquist the converged ``l2`` fit is no
-            better (benchmarks/results/cbe.md). Hence not the default.
+            paper's robust loss: |r|/s for small residuals) or ``l2`` (½ (r/s)²; α unused);
+            None: automatic, ``l2`` for the conditional method with a flow's gradients and
+            ``asinh`` otherwise. A flow's errors in ∇ₓ ln p and ∇ᵥ ln p cancel only in the
+            mean over velocities, which least squares finds and the median-type asinh term
+            does not: on five mock systems ``l2`` was as good (the cored demo sphere) or
+            better (a cusp's centre −0.23 → −0.03, the anisotropic cusp's worst bin −2.4 →
+            −1.2) (benchmarks/results/cbe.md, session 31).
         batch_size: samples per step (split across devices; a multiple of their number).
         radial_balance: fraction of each minibatch drawn evenly over 16 equal-width radial
             shells of the training positions (0: minibatches are epochs of the data; > 0:
@@ -143,7 +144,7 @@ class FitConfig:
             start at 0, train with Φ and are reported by `PotentialSolution.frame`.
 
     Automatic settings: ``phi_mixture``, ``phi_mixture_mass``, ``radial_balance``,
-    ``n_steps`` and ``ln_n_gradient`` are None by default and `fit` chooses them from the
+    ``n_steps``, ``ln_n_gradient`` and ``residual_loss`` are None by default and `fit` chooses them from the
     gradient set (`FitConfig.resolved`; the model's ``hyperparameters.json`` records the
     values used):
 
@@ -156,6 +157,8 @@ class FitConfig:
     ``n_steps`` (the ceiling)     6,000                      12,000
     ``ln_n_gradient``             ``network``                ``profile`` with groups of ≥ 4
                                                              velocities, else ``network``
+    ``residual_loss``             ``l2`` (conditional),      ``asinh``
+                                  ``asinh`` (the others)
     ============================  =========================  ==============================
 
     Exact gradients can be fitted to the edge of the volume, which takes a Φ that can follow
@@ -194,7 +197,7 @@ class FitConfig:
     lam_nobs: _NonNeg = 0.0
     l2: _NonNeg = 0.0
     log_loss: bool = False
-    residual_loss: Literal["asinh", "l2"] = "asinh"
+    residual_loss: Literal["asinh", "l2"] | None = None
     batch_size: _Count = 1024
     radial_balance: _Fraction | None = None
     n_steps: _Count | None = None
@@ -235,10 +238,11 @@ class FitConfig:
             d = d["fit"]
         return cls.from_dict(d)
 
-    def resolved(self, *, exact: bool, group_size: int) -> FitConfig:
+    def resolved(self, *, exact: bool, group_size: int, method: str | None = None) -> FitConfig:
         """This config with its automatic (None) settings chosen for a gradient set that is
-        exact or estimated and comes in groups of ``group_size`` velocities per position
-        (the table in the class docstring). Explicit settings are kept.
+        exact or estimated and comes in groups of ``group_size`` velocities per position,
+        fitted by ``method`` (the table in the class docstring; None: not the conditional
+        method). Explicit settings are kept.
 
         Example:
             >>> import dp_cbe
@@ -248,6 +252,8 @@ class FitConfig:
             (16, 0.25, 'profile')
             >>> cfg.resolved(exact=False, group_size=8).ln_n_gradient
             'network'
+            >>> cfg.resolved(exact=False, group_size=1, method="conditional").residual_loss
+            'l2'
         """
         auto: dict[str, Any] = {
             "phi_mixture": 16 if exact else 0,
@@ -255,6 +261,7 @@ class FitConfig:
             "radial_balance": 1.0 if exact else 0.5,
             "n_steps": 12000 if exact else 6000,
             "ln_n_gradient": "profile" if exact and group_size >= 4 else "network",
+            "residual_loss": "l2" if method == "conditional" and not exact else "asinh",
         }
         return dataclasses.replace(
             self, **{k: v for k, v in auto.items() if getattr(self, k) is None}
@@ -272,7 +279,9 @@ class FitConfig:
         return dataclasses.asdict(self)
 
     def loss_settings(self) -> LossSettings:
-        """The loss hyperparameters as a hashable tuple."""
+        """The loss hyperparameters of a resolved config (`resolved`) as a hashable tuple."""
+        if self.residual_loss is None:
+            raise ValueError("FitConfig.residual_loss is automatic: resolve the config first")
         return LossSettings(
             alpha=float(self.alpha),
             beta=float(self.beta),

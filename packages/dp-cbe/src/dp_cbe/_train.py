@@ -157,7 +157,7 @@ def fit(
     gs = gradients if isinstance(gradients, GradientSet) else read_gradients(gradients)
     cfg = FitConfig() if config is None else config
     method = resolve_method(method, gs.density)
-    cfg = cfg.resolved(exact=gs.exact, group_size=gs.group_size)  # the automatic settings
+    cfg = cfg.resolved(exact=gs.exact, group_size=gs.group_size, method=method)  # automatic
     balance = cfg.radial_balance
     assert balance is not None  # resolved
     settings = cfg.loss_settings()
