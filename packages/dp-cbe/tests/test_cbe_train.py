@@ -158,6 +158,8 @@ def test_residual_loss_is_a_choice_recorded_with_the_model(conditional_set, fitt
     cfg = dp_cbe.FitConfig()
     assert cfg.resolved(exact=True, group_size=1, method="conditional").residual_loss == "asinh"
     assert cfg.resolved(exact=False, group_size=1, method="vanilla").residual_loss == "asinh"
+    with pytest.raises(ValueError, match="unknown method 'Conditional'"):
+        cfg.resolved(exact=False, group_size=1, method="Conditional")
 
 
 def test_non_finite_loss_says_what_to_change(conditional_set) -> None:

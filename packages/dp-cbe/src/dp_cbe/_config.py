@@ -14,7 +14,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-from ._losses import LossSettings
+from ._losses import METHODS, LossSettings
 from ._strict import strict_config
 
 _Count = Annotated[int, Field(ge=1)]
@@ -110,7 +110,7 @@ class FitConfig:
             None: automatic, ``l2`` for the conditional method with a flow's gradients and
             ``asinh`` otherwise. A flow's errors in ∇ₓ ln p and ∇ᵥ ln p cancel only in the
             mean over velocities, which least squares finds and the median-type asinh term
-            does not: on five mock systems ``l2`` was as good (the cored demo sphere) or
+            does not: on five mock systems ``l2`` was as good (the two Plummer spheres) or
             better (a cusp's centre −0.23 → −0.03, the anisotropic cusp's worst bin −2.4 →
             −1.2) (benchmarks/results/cbe.md, session 31).
         batch_size: samples per step (split across devices; a multiple of their number).
@@ -255,6 +255,8 @@ class FitConfig:
             >>> cfg.resolved(exact=False, group_size=1, method="conditional").residual_loss
             'l2'
         """
+        if method is not None and method not in METHODS:
+            raise ValueError(f"unknown method {method!r}; expected one of {METHODS} or None")
         auto: dict[str, Any] = {
             "phi_mixture": 16 if exact else 0,
             "phi_mixture_mass": 1.0 if exact else 0.01,
